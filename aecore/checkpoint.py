@@ -1,0 +1,113 @@
+"""Checkpoints: a plain dict of primitives and tensors (after nanoGPT), written
+atomically and read with `torch.load(weights_only=True)`, so loading never runs code.
+
+    {"format": "aecore-checkpoint", "version": 1, "model": name, "config": {...},
+     "state_dict": {...}, "metrics": {...}, "history": {...}, "training": {...}}
+"""
+from __future__ import annotations
+
+import io
+import math
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from .atomic import atomic_write_bytes
+from .models import Autoencoder, UnknownModelError, create_model
+
+FORMAT, VERSION = "aecore-checkpoint", 1
+MAX_BYTES = 64 * 1024 * 1024
+
+
+class CheckpointError(ValueError):
+    """A file is not a usable checkpoint; the message names the file and the reason."""
+
+
+def checkpoint_dict(model: Autoencoder, *, metrics: dict | None = None,
+                    history: dict | None = None, training: dict | None = None) -> dict:
+    return {"format": FORMAT, "version": VERSION, "model": model.name, "config": dict(model.config),
+            "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            "metrics": dict(metrics or {}), "history": dict(history or {}), "training": dict(training or {})}
+
+
+def checkpoint_bytes(model: Autoencoder, **extra) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(checkpoint_dict(model, **extra), buffer)
+    return buffer.getvalue()
+
+
+def save_checkpoint(model: Autoencoder, path: str | os.PathLike, **extra) -> Path:
+    """Write atomically: an interrupted or failed save leaves any older file intact."""
+    path = Path(path)
+    atomic_write_bytes(path, checkpoint_bytes(model, **extra))
+    return path
+
+
+def read_checkpoint(source: str | os.PathLike | bytes, name: str | None = None) -> dict:
+    """The validated checkpoint dict from a path or bytes (`name` labels bytes in errors)."""
+    label = name or (str(source) if not isinstance(source, bytes) else "uploaded file")
+    fail = lambda why: CheckpointError(f"{label}: {why}")
+    if isinstance(source, bytes):
+        data = source
+    else:
+        try:
+            size = os.path.getsize(source)
+            if size > MAX_BYTES:
+                raise fail(f"{size / 2**20:.1f} MB is over the {MAX_BYTES // 2**20} MB limit for a checkpoint")
+            data = Path(source).read_bytes()
+        except OSError as e:
+            raise fail(f"cannot read the file ({e.strerror or e})") from e
+    if len(data) > MAX_BYTES:
+        raise fail(f"{len(data) / 2**20:.1f} MB is over the {MAX_BYTES // 2**20} MB limit for a checkpoint")
+    try:
+        ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise fail("refused: the file holds objects other than tensors and plain values "
+                   "(a pickle that could run code is never loaded)") from e
+    except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError, IndexError) as e:
+        raise fail("not a checkpoint file, or it is truncated or corrupt") from e
+    return _validate(ckpt, fail)
+
+
+def _validate(ckpt, fail) -> dict:
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise fail("not an aecore checkpoint (no 'format' marker)")
+    if ckpt.get("version") != VERSION:
+        raise fail(f"checkpoint format version {ckpt.get('version')!r} is not supported (this "
+                   f"aecore reads version {VERSION})")
+    for key, kind in (("model", str), ("config", dict), ("state_dict", dict)):
+        if not isinstance(ckpt.get(key), kind):
+            raise fail(f"the '{key}' entry is missing or malformed")
+    for key, tensor in ckpt["state_dict"].items():
+        if not isinstance(tensor, torch.Tensor):
+            raise fail(f"weight {key!r} is not a tensor")
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise fail(f"weight {key!r} holds NaN or infinite values")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict, label: str = "checkpoint") -> Autoencoder:
+    try:
+        model = create_model(ckpt["model"], **ckpt["config"])
+    except (UnknownModelError, ValueError, TypeError) as e:
+        raise CheckpointError(f"{label}: cannot rebuild the model: {e}") from e
+    try:
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        raise CheckpointError(f"{label}: the weights do not fit a {ckpt['model']} model with "
+                              f"{ckpt['config']}: {first[1].strip() if len(first) > 1 else first[0]}") from e
+    model.metrics = dict(ckpt.get("metrics") or {})
+    model.history = dict(ckpt.get("history") or {})
+    model.training_info = dict(ckpt.get("training") or {})
+    return model.eval()
+
+
+def load_checkpoint(source: str | os.PathLike | bytes, name: str | None = None) -> Autoencoder:
+    """A model in eval mode on the CPU, rebuilt from its config with strict weights.
+    Raises CheckpointError with the file name and a reason for anything unusable."""
+    label = name or (str(source) if not isinstance(source, bytes) else "uploaded file")
+    return model_from_checkpoint(read_checkpoint(source, name), label)

@@ -1,0 +1,188 @@
+"""Command line: `python -m aecore {list,train,evaluate} ...`.
+
+Errors print one line and exit non-zero; `--debug` shows the traceback."""
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .atomic import WriteError, atomic_write_bytes
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .data import DataError, load_mnist
+from .evaluation import evaluate_model, format_table
+from .models import create_model, describe_model, list_models, model_options, UnknownModelError
+from .noise import NOISE_KINDS
+from .train import ConfigError, TrainConfig, TrainingDiverged, train
+
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+
+
+class CLIError(Exception):
+    pass
+
+
+def parse_value(text: str):
+    """'3' -> 3, '0.5' -> 0.5, '[1,2]' -> [1, 2], 'nearest' -> 'nearest'."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def progress_bar(stream=sys.stderr, every_s: float = 0.5):
+    last = [0.0]
+
+    def show(p):
+        now = time.perf_counter()
+        if p.event == "batch" and now - last[0] < every_s:
+            return
+        last[0] = now
+        width = 30
+        filled = int(width * p.fraction)
+        tail = (f" test mse {p.test_mse:.5f}" if p.test_mse is not None else "")
+        stream.write(f"\repoch {p.epoch}/{p.epochs} [{'#' * filled}{'.' * (width - filled)}] "
+                     f"{100 * p.fraction:5.1f}% loss {p.loss:.4f} {p.images_per_s:7.0f} img/s "
+                     f"eta {p.eta_s:5.0f}s{tail}   ")
+        if p.event == "epoch":
+            stream.write("\n")
+        stream.flush()
+    return show
+
+
+def cmd_list(args) -> int:
+    for name in list_models():
+        options = ", ".join(f"{k}={v}" for k, v in model_options(name).items())
+        print(f"{name:14s} {describe_model(name)}\n{'':14s} options: {options}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    config = {k: parse_value(v) for k, v in (_split_option(o) for o in args.option)}
+    if args.code_size is not None:
+        config["code_size"] = args.code_size
+    tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                     noise=args.noise, noise_level=args.noise_level, train_size=args.train_size,
+                     test_size=args.test_size, loss=args.loss, weight_decay=args.weight_decay).validate()
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise CLIError(f"{out} exists; pass --force to replace it")
+    torch.manual_seed(args.seed)
+    model = create_model(args.model, **config)
+    train_x, _ = load_mnist("train")
+    test_x, _ = load_mnist("test")
+    print(f"training {args.model} {model.config} on {min(len(train_x), tc.train_size or 10**9)} images "
+          f"with {torch.get_num_threads()} threads", file=sys.stderr)
+    started = time.time()
+    result = train(model, train_x, test_x, tc, callback=None if args.quiet else progress_bar())
+    metrics = evaluate_model(model, test_x[: tc.test_size], noise=tc.noise, level=tc.noise_level)
+    command = "python -m aecore " + " ".join(shlex.quote(a) for a in args.argv)
+    training = {"command": command, "config": result.config, "seconds": round(time.time() - started, 1),
+                "stopped": result.stopped, "torch": str(torch.__version__), "aecore": __version__,
+                "threads": torch.get_num_threads(), "date": datetime.date.today().isoformat()}
+    save_checkpoint(model, out, metrics=metrics, history=result.history, training=training)
+    print(format_table([{"name": out.name, **metrics, "code_size": model.code_size}]), flush=True)
+    if args.manifest:
+        record_in_manifest(Path(args.manifest), out, command, metrics, model)
+    print(f"saved {out}", file=sys.stderr)
+    return 0
+
+
+def _split_option(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise CLIError(f"--option takes KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    return key.strip().replace("-", "_"), value
+
+
+def record_in_manifest(manifest: Path, out: Path, command: str, metrics: dict, model) -> None:
+    entries = json.loads(manifest.read_text()) if manifest.exists() else {"models": []}
+    entry = {"file": os.path.relpath(out, manifest.parent), "model": model.name, "config": model.config,
+             "code_size": model.code_size, "command": command, "metrics": metrics,
+             "sha256": hashlib.sha256(out.read_bytes()).hexdigest()}
+    entries["models"] = [e for e in entries["models"] if e["file"] != entry["file"]] + [entry]
+    atomic_write_bytes(manifest, (json.dumps(entries, indent=2) + "\n").encode())
+
+
+def cmd_evaluate(args) -> int:
+    from .shipped import shipped_models
+    test_x, _ = load_mnist("test")
+    rows = []
+    if args.checkpoint:
+        targets = [(Path(p).name, load_checkpoint(p), {}) for p in args.checkpoint]
+    else:
+        targets = [(s.name, s.model, s.entry) for s in shipped_models(Path(args.weights)) if s.model is not None]
+        for s in shipped_models(Path(args.weights)):
+            if s.model is None:
+                print(f"warning: {s.name} unavailable: {s.error}", file=sys.stderr)
+    images = test_x[: args.test_size]
+    for name, model, entry in targets:
+        cfg = (entry.get("metrics") or {}) if entry else {}
+        rows.append({"name": name, "code_size": model.code_size,
+                     **evaluate_model(model, images, noise=cfg.get("noise"), level=cfg.get("noise_level", 0.0))})
+    print(format_table(rows))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m aecore", description="MNIST autoencoders: train, evaluate, compress.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the registered models and their options").set_defaults(func=cmd_list)
+    t = sub.add_parser("train", help="train a model on MNIST and save a checkpoint")
+    t.add_argument("--model", required=True, choices=list_models(), metavar="NAME",
+                   help=f"one of: {', '.join(list_models())}")
+    t.add_argument("--code-size", type=int, help="size of the code (latent) vector")
+    t.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="another model option, e.g. width=32 or mode=bilinear (repeatable)")
+    t.add_argument("--epochs", type=int, default=5)
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (cosine decay to 0)")
+    t.add_argument("--weight-decay", type=float, default=0.0)
+    t.add_argument("--loss", choices=("bce", "mse"), default="bce")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--noise", choices=NOISE_KINDS, help="train as a denoiser with this corruption")
+    t.add_argument("--noise-level", type=float, default=0.0)
+    t.add_argument("--train-size", type=int, help="use only the first N training images")
+    t.add_argument("--test-size", type=int, help="evaluate on the first N test images")
+    t.add_argument("--out", required=True, help="checkpoint path to write (.pt)")
+    t.add_argument("--force", action="store_true", help="replace --out if it exists")
+    t.add_argument("--manifest", help="record the command and metrics in this manifest (JSON)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+    e = sub.add_parser("evaluate", help="table of metrics on the MNIST test set")
+    e.add_argument("--weights", default=str(WEIGHTS), help="folder with manifest.json (default: shipped)")
+    e.add_argument("--checkpoint", nargs="+", help="evaluate these files instead of the shipped models")
+    e.add_argument("--test-size", type=int, help="only the first N test images")
+    e.set_defaults(func=cmd_evaluate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.argv = argv
+    try:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        return args.func(args)
+    except (CLIError, ConfigError, TrainingDiverged, CheckpointError, DataError, WriteError,
+            UnknownModelError, ValueError, OSError) as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130

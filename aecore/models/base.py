@@ -1,0 +1,52 @@
+"""The interface every autoencoder shares (after pythae): encode, decode, forward,
+reconstruct, and a `loss` that training calls, so models differ mostly in their loss."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class Autoencoder(nn.Module):
+    """Subclasses set `code_size`, an `encoder` (B,1,28,28) -> (B,code_size) and a
+    `decoder` (B,code_size) -> (B,1,28,28) logits. `config` (set by the registry) holds
+    the keyword arguments that rebuild the model."""
+
+    code_size: int
+    config: dict
+    name: str
+
+    encoder: nn.Module
+    decoder: nn.Module
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.decoder(z))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Deterministic reconstruction (the VAE decodes its mean), always in [0,1]."""
+        return self.decode(self.encode(x)).clamp(0, 1)
+
+    def loss(self, x: torch.Tensor, target: torch.Tensor, objective: str = "bce"
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scalar training loss, reconstruction) for input `x` and clean `target`;
+        `objective` is "bce" (pixels as Bernoulli probabilities) or "mse"."""
+        logits = self.decoder(self.encode(x))
+        recon = torch.sigmoid(logits)
+        # BCE on logits keeps gradients alive where a sigmoid saturates; MSE on a sigmoid
+        # output often stalls at the all-black image (test MSE ~0.10) early in training.
+        if objective == "bce":
+            return F.binary_cross_entropy_with_logits(logits, target), recon
+        return F.mse_loss(recon, target), recon
+
+
+def check_positive(**values: int) -> None:
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")

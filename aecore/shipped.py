@@ -1,0 +1,47 @@
+"""The checkpoints shipped in `weights/`, listed by `weights/manifest.json`.
+
+A missing or corrupt file makes only that model unavailable (with the reason);
+the others still load."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .checkpoint import CheckpointError, load_checkpoint
+from .models import Autoencoder
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+@dataclass
+class ShippedModel:
+    name: str                       # file stem, e.g. "conv_upsample-32"
+    entry: dict = field(default_factory=dict)   # the manifest entry (command, metrics, ...)
+    model: Autoencoder | None = None
+    error: str | None = None        # why `model` is None
+
+    @property
+    def is_denoiser(self) -> bool:
+        return bool((self.entry.get("metrics") or {}).get("noise"))
+
+
+def read_manifest(folder: Path = WEIGHTS_DIR) -> list[dict]:
+    path = Path(folder) / "manifest.json"
+    try:
+        return list(json.loads(path.read_text())["models"])
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path}: unreadable manifest ({e})") from e
+
+
+def shipped_models(folder: Path = WEIGHTS_DIR) -> list[ShippedModel]:
+    out = []
+    for entry in read_manifest(folder):
+        name = Path(entry["file"]).stem
+        try:
+            out.append(ShippedModel(name, entry, load_checkpoint(Path(folder) / entry["file"])))
+        except CheckpointError as e:
+            out.append(ShippedModel(name, entry, None, str(e)))
+    return out

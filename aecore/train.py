@@ -1,0 +1,193 @@
+"""The training loop. It knows nothing about a UI: it reports `Progress` through a
+callback, checks a stop event between batches, and returns the history."""
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+from torch.nn import functional as F
+
+from .models import Autoencoder
+from .noise import NOISE_KINDS, add_noise
+
+LIMITS = {  # allowed ranges, also used by the CLI and the app to validate input
+    "epochs": (1, 1000), "batch_size": (1, 4096), "lr": (1e-6, 1.0),
+    "weight_decay": (0.0, 1.0), "noise_level": (0.0, 1.0),
+}
+
+
+class ConfigError(ValueError):
+    """A training setting is out of range."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the model holds the weights of the last good epoch."""
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 5
+    batch_size: int = 128
+    lr: float = 2e-3             # Adam; decays to 0 on a cosine over the run
+    weight_decay: float = 0.0
+    seed: int = 0                # shuffling, noise and sampling
+    noise: str | None = None     # denoising objective: None or one of NOISE_KINDS
+    noise_level: float = 0.0
+    train_size: int | None = None  # use the first N training images
+    test_size: int | None = None   # evaluate on the first N test images
+    loss: str = "bce"            # "bce" or "mse" (the VAE always uses its ELBO)
+    device: str = "auto"         # "auto" = CUDA when present, else CPU
+
+    def validate(self) -> "TrainConfig":
+        for name, (lo, hi) in LIMITS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi \
+                    or (name in ("epochs", "batch_size") and not isinstance(value, int)):
+                kind = "an integer" if name in ("epochs", "batch_size") else "a number"
+                raise ConfigError(f"{name} must be {kind} from {lo:g} to {hi:g}, got {value!r}")
+        if self.noise not in (None, *NOISE_KINDS):
+            raise ConfigError(f"noise must be one of {', '.join(NOISE_KINDS)} (or none), got {self.noise!r}")
+        if self.loss not in ("bce", "mse"):
+            raise ConfigError(f"loss must be 'bce' or 'mse', got {self.loss!r}")
+        for name in ("train_size", "test_size"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        return self
+
+
+@dataclass
+class Progress:
+    event: str                  # "batch" or "epoch"
+    epoch: int                  # 1-based
+    epochs: int
+    batch: int                  # batches done in this epoch
+    batches: int                # batches per epoch
+    loss: float                 # batch loss ("batch") or epoch mean ("epoch")
+    images_per_s: float
+    elapsed_s: float
+    eta_s: float
+    test_loss: float | None = None
+    test_mse: float | None = None
+
+    @property
+    def fraction(self) -> float:
+        return ((self.epoch - 1) * self.batches + self.batch) / (self.epochs * self.batches)
+
+
+@dataclass
+class TrainResult:
+    history: dict = field(default_factory=lambda: {k: [] for k in (
+        "epoch", "train_loss", "test_loss", "test_mse", "images_per_s", "seconds")})
+    stopped: bool = False
+    config: dict = field(default_factory=dict)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def corrupt(x: torch.Tensor, config: TrainConfig, g: torch.Generator) -> torch.Tensor:
+    return add_noise(x, config.noise, config.noise_level, g) if config.noise else x
+
+
+@torch.no_grad()
+def evaluate(model: Autoencoder, images: torch.Tensor, config: TrainConfig,
+             batch_size: int = 1000) -> tuple[float, float]:
+    """(mean objective, per-pixel MSE of the reconstruction) on `images`; noisy inputs
+    are drawn from a fixed seed so the figure is comparable across epochs."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    g = torch.Generator().manual_seed(10_000 + config.seed)
+    losses, mses = [], []
+    for batch in images.split(batch_size):
+        x = corrupt(batch, config, g).to(device)
+        target = batch.to(device)
+        loss, _ = model.loss(x, target, config.loss)
+        losses.append(loss.item() * len(batch))
+        mses.append(F.mse_loss(model.reconstruct(x), target, reduction="sum").item() / 784)
+    model.train(was_training)
+    n = len(images)
+    return sum(losses) / n, sum(mses) / n
+
+
+def train(model: Autoencoder, train_images: torch.Tensor, test_images: torch.Tensor | None,
+          config: TrainConfig, callback: Callable[[Progress], None] | None = None,
+          stop: threading.Event | None = None) -> TrainResult:
+    """Train `model` in place on images (N,1,28,28) in [0,1], clean targets.
+
+    Stops early (keeping the weights so far, `stopped=True`) when `stop` is set; raises
+    TrainingDiverged on a non-finite loss after restoring the last good epoch."""
+    config.validate()
+    torch.manual_seed(config.seed)
+    torch.set_flush_denormal(True)  # near-zero activations are common here and slow on CPU
+    device = pick_device(config.device)
+    model.to(device).train()
+    data = train_images[: config.train_size]
+    test = None if test_images is None else test_images[: config.test_size]
+    n, bs = len(data), min(config.batch_size, len(data))
+    batches = n // bs                          # drop the ragged last batch
+    total = batches * config.epochs
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
+    g_shuffle = torch.Generator().manual_seed(config.seed)
+    g_noise = torch.Generator().manual_seed(config.seed + 1)
+    result = TrainResult(config=asdict(config))
+    good_state = copy.deepcopy(model.state_dict())
+    start, done = time.perf_counter(), 0
+    for epoch in range(1, config.epochs + 1):
+        epoch_start, running = time.perf_counter(), 0.0
+        order = torch.randperm(n, generator=g_shuffle)
+        for b in range(batches):
+            if stop is not None and stop.is_set():
+                result.stopped = True
+                return _finish(model, result)
+            idx = order[b * bs:(b + 1) * bs]
+            clean = data[idx]
+            x, target = corrupt(clean, config, g_noise).to(device), clean.to(device)
+            loss, _ = model.loss(x, target, config.loss)
+            if not torch.isfinite(loss):
+                model.load_state_dict(good_state)
+                raise TrainingDiverged(
+                    f"the loss became {loss.item()} in epoch {epoch}, batch {b + 1}; try a lower "
+                    f"learning rate (was {config.lr:g}). The model keeps the weights of the last good epoch.")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            running += loss.item()
+            done += 1
+            elapsed = time.perf_counter() - start
+            if callback:
+                callback(Progress("batch", epoch, config.epochs, b + 1, batches, loss.item(),
+                                  (b + 1) * bs / (time.perf_counter() - epoch_start), elapsed,
+                                  elapsed / done * (total - done)))
+        seconds = time.perf_counter() - epoch_start
+        test_loss, test_mse = evaluate(model, test, config) if test is not None else (None, None)
+        model.train()
+        good_state = copy.deepcopy(model.state_dict())
+        h = result.history
+        for key, value in (("epoch", epoch), ("train_loss", running / max(batches, 1)),
+                           ("test_loss", test_loss), ("test_mse", test_mse),
+                           ("images_per_s", batches * bs / seconds), ("seconds", seconds)):
+            h[key].append(value)
+        if callback:
+            elapsed = time.perf_counter() - start
+            callback(Progress("epoch", epoch, config.epochs, batches, batches, h["train_loss"][-1],
+                              h["images_per_s"][-1], elapsed, elapsed / done * (total - done),
+                              test_loss, test_mse))
+    return _finish(model, result)
+
+
+def _finish(model: Autoencoder, result: TrainResult) -> TrainResult:
+    torch.set_flush_denormal(False)
+    model.eval().cpu()
+    return result
