@@ -24,9 +24,6 @@ from .models import create_model, describe_model, list_models, model_options, Un
 from .noise import NOISE_KINDS
 from .train import ConfigError, TrainConfig, TrainingDiverged, train
 
-WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
-
-
 class CLIError(Exception):
     pass
 
@@ -120,8 +117,9 @@ def cmd_evaluate(args) -> int:
     if args.checkpoint:
         targets = [(Path(p).name, load_checkpoint(p), {}) for p in args.checkpoint]
     else:
-        targets = [(s.name, s.model, s.entry) for s in shipped_models(Path(args.weights)) if s.model is not None]
-        for s in shipped_models(Path(args.weights)):
+        shipped = shipped_models(args.weights and Path(args.weights))
+        targets = [(s.name, s.model, s.entry) for s in shipped if s.model is not None]
+        for s in shipped:
             if s.model is None:
                 print(f"warning: {s.name} unavailable: {s.error}", file=sys.stderr)
     images = test_x[: args.test_size]
@@ -161,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("evaluate", help="table of metrics on the MNIST test set")
-    e.add_argument("--weights", default=str(WEIGHTS), help="folder with manifest.json (default: shipped)")
+    e.add_argument("--weights", default=None, help="folder with manifest.json (default: the shipped weights/)")
     e.add_argument("--checkpoint", nargs="+", help="evaluate these files instead of the shipped models")
     e.add_argument("--test-size", type=int, help="only the first N test images")
     e.set_defaults(func=cmd_evaluate)

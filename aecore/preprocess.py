@@ -12,7 +12,6 @@ Only numpy and Pillow are used, so this module stays importable anywhere.
 from __future__ import annotations
 
 import io
-import warnings
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -47,20 +46,22 @@ def load_image(data: bytes, *, max_bytes: int = 5_000_000,
         raise ImageError(f"file is {len(data) / 1e6:.3g} MB; the limit is {max_bytes / 1e6:.3g} MB")
     pixel_limit = f"the limit is {max_pixels:,} pixels"
     try:
-        with warnings.catch_warnings():
-            # Pillow merely warns up to twice its own limit; treat that as a bomb too.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)  # header only
-            width, height = img.size
-            if width * height > max_pixels:  # checked before any pixel is decoded
-                raise ImageError(f"image is {width}x{height} pixels; {pixel_limit}")
-            img.load()  # only a full decode reveals truncated or corrupt data
-            return ImageOps.exif_transpose(img)  # a copy, detached from the file
+        # Pillow itself refuses images over twice Image.MAX_IMAGE_PIXELS (~179M) in open().
+        # It only warns above ~89M; turning that warning into an error would need
+        # warnings.catch_warnings, which is process-global and races between Streamlit
+        # sessions' threads. Our own limit (16.7M by default) is stricter anyway.
+        img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)  # header only
+        width, height = img.size
+        if width * height > max_pixels:  # checked before any pixel is decoded
+            raise ImageError(f"image is {width}x{height} pixels; {pixel_limit}")
+        img.load()  # only a full decode reveals truncated or corrupt data
+        return ImageOps.exif_transpose(img)  # a copy, detached from the file
     except ImageError:
         raise
     except UnidentifiedImageError as exc:
         names = ", ".join(ALLOWED_FORMATS[:-1]) + " or " + ALLOWED_FORMATS[-1]
         raise ImageError(f"not a {names} image") from exc
+    # The warning is raised only where the application has turned warnings into errors.
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"image has too many pixels ({exc}); {pixel_limit}") from exc
     except Exception as exc:  # noqa: BLE001
@@ -92,8 +93,9 @@ def to_mnist(image: Image.Image | np.ndarray) -> np.ndarray | None:
 
 def _luminance_alpha(image) -> tuple[np.ndarray, np.ndarray | None]:
     """Float32 luminance and alpha (None when absent), both in [0, 1]."""
-    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.shape[2:] in ((3,), (4,)):
-        image = Image.fromarray(image)  # Pillow converts colour in C, without float copies
+    if (isinstance(image, np.ndarray) and image.dtype == np.uint8
+            and image.ndim == 3 and image.shape[2] in (3, 4)):
+        image = Image.fromarray(image)  # Pillow converts RGB(A) in C, without float copies
     if isinstance(image, Image.Image):
         image = _simplify_mode(image)
     arr = _unit_float(np.asarray(image))
@@ -133,7 +135,8 @@ def _unit_float(arr: np.ndarray) -> np.ndarray:
 
 def _resize(arr: np.ndarray, size: tuple[int, int], resample: Image.Resampling) -> np.ndarray:
     """Resample a 2-D float array to size (width, height) with Pillow's float mode."""
-    return np.asarray(Image.fromarray(np.ascontiguousarray(arr, dtype=np.float32)).resize(size, resample))
+    img = Image.fromarray(np.ascontiguousarray(arr, dtype=np.float32))
+    return np.asarray(img.resize(size, resample))
 
 
 def _limit_size(lum: np.ndarray, alpha: np.ndarray | None):
@@ -252,7 +255,8 @@ def _mnist_layout(crop: np.ndarray) -> np.ndarray:
     height, width = crop.shape
     scale = FIT / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    digit = np.clip(_resize(crop, size, Image.Resampling.LANCZOS), 0.0, None)  # Lanczos rings below 0
+    # Lanczos anti-aliases well but rings slightly below zero next to strokes.
+    digit = np.clip(_resize(crop, size, Image.Resampling.LANCZOS), 0.0, None)
     out = _place_by_mass(digit)
     return (out / max(float(out.max()), 1e-12)).astype(np.float32)
 

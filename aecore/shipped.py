@@ -5,13 +5,18 @@ the others still load."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .checkpoint import CheckpointError, load_checkpoint
 from .models import Autoencoder
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+WEIGHTS_ENV = "AECORE_WEIGHTS"   # another weights folder (tests, experiments)
+
+
+def weights_dir() -> Path:
+    return Path(os.environ.get(WEIGHTS_ENV) or Path(__file__).resolve().parent.parent / "weights")
 
 
 @dataclass
@@ -26,8 +31,8 @@ class ShippedModel:
         return bool((self.entry.get("metrics") or {}).get("noise"))
 
 
-def read_manifest(folder: Path = WEIGHTS_DIR) -> list[dict]:
-    path = Path(folder) / "manifest.json"
+def read_manifest(folder: Path | None = None) -> list[dict]:
+    path = Path(folder or weights_dir()) / "manifest.json"
     try:
         return list(json.loads(path.read_text())["models"])
     except FileNotFoundError:
@@ -36,8 +41,8 @@ def read_manifest(folder: Path = WEIGHTS_DIR) -> list[dict]:
         raise CheckpointError(f"{path}: unreadable manifest ({e})") from e
 
 
-def shipped_models(folder: Path = WEIGHTS_DIR) -> list[ShippedModel]:
-    out = []
+def shipped_models(folder: Path | None = None) -> list[ShippedModel]:
+    folder, out = Path(folder or weights_dir()), []
     for entry in read_manifest(folder):
         name = Path(entry["file"]).stem
         try:

@@ -95,8 +95,8 @@ def test_digit_touching_the_border_matches_one_with_margin():
     assert corr(out, reference()) > 0.97
 
 
-@pytest.mark.parametrize("resample, min_corr", [(Image.Resampling.NEAREST, 0.99),
-                                                 (Image.Resampling.BICUBIC, 0.95)], ids=["nearest", "bicubic"])
+@pytest.mark.parametrize("resample, min_corr", [
+    (Image.Resampling.NEAREST, 0.99), (Image.Resampling.BICUBIC, 0.95)], ids=["nearest", "bicubic"])
 def test_round_trip_of_an_mnist_layout_digit(resample, min_corr):
     # A smooth upscale blurs edges by a fraction of a pixel, which moves the crop
     # off the original pixel grid: thin strokes then smear a little, hence the lower bar.
@@ -157,6 +157,21 @@ def test_dark_on_light_noisy_photo_matches_light_on_dark():
     digit = np.asarray(draw(), np.float32) / 255
     photo = 0.85 - 0.65 * digit + rng.normal(0, 0.04, digit.shape)  # grey paper, dark ink, noise
     photo = np.stack([photo, photo * 0.97, photo * 0.9], axis=-1)  # warm-tinted light
+    out = to_mnist((np.clip(photo, 0, 1) * 255).astype(np.uint8))
+    assert_mnist_like(out)
+    assert corr(out, reference()) > 0.95
+
+
+@pytest.mark.parametrize("lighting", ["left-to-right", "vignette"])
+def test_unevenly_lit_paper_photo(lighting):
+    rng = np.random.default_rng(2)
+    digit = np.asarray(draw(), np.float32) / 255
+    ys, xs = np.indices(digit.shape) / 280
+    if lighting == "left-to-right":
+        light = 0.3 + 0.65 * xs
+    else:
+        light = 0.95 - 0.5 * ((xs - 0.5) ** 2 + (ys - 0.5) ** 2)
+    photo = light * (0.9 - 0.75 * digit) + rng.normal(0, 0.03, digit.shape)  # paper reflects light
     out = to_mnist((np.clip(photo, 0, 1) * 255).astype(np.uint8))
     assert_mnist_like(out)
     assert corr(out, reference()) > 0.95
@@ -266,7 +281,8 @@ def test_load_rejects_too_many_bytes():
 def bomb_png(width=30000, height=30000):
     """A 1-bit PNG header claiming width x height, with a tiny (invalid) IDAT."""
     def chunk(kind, body):
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        crc = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + crc
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
             + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))

@@ -1,0 +1,17 @@
+"""AppTest helpers: run one page script headless, as Streamlit would."""
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def run_page():
+    """run_page("pages/1_Draw.py", key=value, ...) -> AppTest after its first run, with
+    the given session_state entries set before the run."""
+    def run(path: str, timeout: float = 60, **state) -> AppTest:
+        at = AppTest.from_file(str(ROOT / path), default_timeout=timeout)
+        for key, value in state.items():
+            at.session_state[key] = value
+        return at.run()
+    return run

@@ -1,0 +1,22 @@
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+torch.set_num_threads(2)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: full-test-set checks (run by default; -m 'not slow' skips)")
+    config.addinivalue_line("markers", "browser: real Streamlit server + Chromium")
+
+
+@pytest.fixture(scope="session")
+def mnist_test():
+    import aecore
+    return aecore.load_mnist("test")

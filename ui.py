@@ -1,0 +1,67 @@
+"""Streamlit helpers shared by the pages: cached models and data, the models of this
+session, and image rendering. Pages call these and `aecore`; nothing here does maths."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+import torch
+
+import aecore
+from aecore.shipped import ShippedModel, shipped_models
+
+SESSION_MODELS = "session_models"   # st.session_state key: {label: model}
+
+
+@st.cache_resource(show_spinner="Loading the shipped models…")
+def shipped() -> list[ShippedModel]:
+    """Every model in weights/, loaded once per server; unusable files carry an error."""
+    torch.set_num_threads(1)  # inference is tiny; leave the other core to training
+    return shipped_models()
+
+
+@st.cache_resource(show_spinner="Loading the MNIST test set…")
+def test_set() -> tuple[torch.Tensor, torch.Tensor]:
+    return aecore.load_mnist("test")
+
+
+def session_models() -> dict:
+    return st.session_state.setdefault(SESSION_MODELS, {})
+
+
+def add_session_model(label: str, model) -> str:
+    """Keep `model` for this session under a unique label; returns the label used."""
+    models, base, i = session_models(), label, 2
+    while label in models:
+        label, i = f"{base} ({i})", i + 1
+    models[label] = model
+    return label
+
+
+def available_models(denoisers: bool | None = None) -> dict:
+    """{label: model}: shipped models that loaded, then this session's models.
+    `denoisers=True/False` keeps only (non-)denoising shipped models."""
+    out = {s.name: s.model for s in shipped()
+           if s.model is not None and (denoisers is None or s.is_denoiser == denoisers)}
+    if denoisers is not True:
+        out.update({f"{k} (this session)": m for k, m in session_models().items()})
+    return out
+
+
+def show_unavailable() -> None:
+    for s in shipped():
+        if s.model is None:
+            st.warning(f"Model **{s.name}** is unavailable: {s.error}", icon="⚠️")
+
+
+def to_pixels(image, scale: int = 4) -> np.ndarray:
+    """(28,28) / (1,28,28) tensor or array in [0,1] -> uint8 (28*scale, 28*scale),
+    enlarged with nearest neighbours so pixels stay visible."""
+    a = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    a = (np.clip(a.reshape(28, 28), 0, 1) * 255).round().astype(np.uint8)
+    return np.kron(a, np.ones((scale, scale), np.uint8))
+
+
+def image_row(images, captions, scale: int = 4) -> None:
+    """Images side by side with a caption under each."""
+    for col, image, caption in zip(st.columns(len(images)), images, captions):
+        col.image(to_pixels(image, scale), caption=caption)
