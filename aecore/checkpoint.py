@@ -62,6 +62,8 @@ def read_checkpoint(source: str | os.PathLike | bytes, name: str | None = None) 
             raise fail(f"cannot read the file ({e.strerror or e})") from e
     if len(data) > MAX_BYTES:
         raise fail(f"{len(data) / 2**20:.1f} MB is over the {MAX_BYTES // 2**20} MB limit for a checkpoint")
+    if not data.startswith(b"PK\x03\x04"):  # torch.save's zip container
+        raise fail("not a checkpoint file (expected the zip container torch.save writes)")
     try:
         ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

@@ -63,6 +63,14 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_prepare_data(args) -> int:
+    from .data import ensure_mnist
+    started = time.perf_counter()
+    folder = ensure_mnist()
+    print(f"MNIST ready in {folder} ({time.perf_counter() - started:.1f} s)")
+    return 0
+
+
 def cmd_train(args) -> int:
     config = {k: parse_value(v) for k, v in (_split_option(o) for o in args.option)}
     if args.code_size is not None:
@@ -82,7 +90,8 @@ def cmd_train(args) -> int:
     started = time.time()
     result = train(model, train_x, test_x, tc, callback=None if args.quiet else progress_bar())
     metrics = evaluate_model(model, test_x[: tc.test_size], noise=tc.noise, level=tc.noise_level)
-    command = "python -m aecore " + " ".join(shlex.quote(a) for a in args.argv)
+    # global options (--threads, --debug) do not change the result; record the rest
+    command = "python -m aecore " + " ".join(shlex.quote(a) for a in args.argv[args.argv.index("train"):])
     training = {"command": command, "config": result.config, "seconds": round(time.time() - started, 1),
                 "stopped": result.stopped, "torch": str(torch.__version__), "aecore": __version__,
                 "threads": torch.get_num_threads(), "date": datetime.date.today().isoformat()}
@@ -137,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the registered models and their options").set_defaults(func=cmd_list)
+    sub.add_parser("prepare-data", help="convert the bundled MNIST into the idx cache (once)"
+                   ).set_defaults(func=cmd_prepare_data)
     t = sub.add_parser("train", help="train a model on MNIST and save a checkpoint")
     t.add_argument("--model", required=True, choices=list_models(), metavar="NAME",
                    help=f"one of: {', '.join(list_models())}")

@@ -7,6 +7,7 @@ arrays need, write the standard idx files (the layout torchvision's `MNIST` read
 """
 from __future__ import annotations
 
+import codecs
 import functools
 import gzip
 import hashlib
@@ -37,9 +38,10 @@ class DataError(RuntimeError):
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Admits the three globals a pickled numpy array needs; refuses everything else,
-    so a tampered file cannot run code."""
-    _ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"),
+    """Admits the globals a pickled numpy array needs (and `_codecs.encode`, which
+    Python 3 uses for bytes in protocol-2 pickles); refuses everything else, so a
+    tampered file cannot run code."""
+    _ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
                 ("numpy.core.multiarray", "_reconstruct"),
                 ("numpy._core.multiarray", "_reconstruct")}
 
@@ -48,6 +50,8 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
             raise DataError(f"refusing to unpickle {module}.{name}: only numpy arrays are allowed")
         if name == "_reconstruct":
             return np.core.multiarray._reconstruct
+        if module == "_codecs":
+            return codecs.encode
         return getattr(np, name)
 
 

@@ -1,0 +1,341 @@
+"""Compress MNIST digits with an autoencoder: quantised codes, entropy-coded, in one file.
+
+Each code dimension d is quantised uniformly between its minimum lo[d] and maximum over
+the batch with 2**bits levels, q = round((z - lo) / scale), so every code comes back
+within scale/2. The symbols are stored dimension-major, one byte each (two above 8 bits):
+values of one dimension sit together, which lets zlib/lzma get close to the empirical
+entropy (within ~2% for a 32-d code on MNIST). File layout, little-endian:
+
+    "AECZ" | version u8 | codec u8 | bits u8 | 0 u8 | count u32 | code_size u16 |
+    meta_len u16 | meta (JSON: model name + config) | fingerprint 16 B (the model) |
+    lo f32[code_size] | scale f32[code_size] | payload_len u32 | payload | crc32 u32
+
+The crc32 covers everything before it. Decoding needs the very model that encoded:
+`model_fingerprint` hashes its name, config and weights, and a mismatch is refused.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import lzma
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import metrics
+from .atomic import atomic_write_bytes
+from .checkpoint import load_checkpoint
+from .data import load_mnist
+from .preprocess import ImageError, load_image, to_mnist
+from .shipped import shipped_models
+
+MAGIC, VERSION = b"AECZ", 1
+CODECS = {"zlib": 1, "lzma": 2}
+_FIXED = struct.Struct("<4sBBBBIHH")      # magic .. meta_len: 16 bytes
+_LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
+MAX_BITS = 16
+BATCH = 1000                              # images per encode/decode call
+MAX_SYMBOL_BYTES = 2 ** 30                # decoded symbols we are willing to hold
+
+
+class CompressError(ValueError):
+    """A compressed file is unusable (bad, truncated, other model) or the request is invalid."""
+
+
+@dataclass
+class Packed:
+    """A decoded file: quantised symbols (count, code_size) and how to undo the quantisation."""
+    model: str
+    config: dict
+    fingerprint: bytes
+    bits: int
+    lo: np.ndarray          # (code_size,) float32
+    scale: np.ndarray       # (code_size,) float32
+    symbols: np.ndarray     # (count, code_size) uint8 or uint16
+    codec: str
+
+    @property
+    def count(self) -> int:
+        return len(self.symbols)
+
+    def codes(self) -> torch.Tensor:
+        return dequantize(self.symbols, self.lo, self.scale)
+
+
+def model_fingerprint(model) -> bytes:
+    """16 bytes of sha256 over the model's name, config and weights (in key order)."""
+    h = hashlib.sha256(json.dumps([model.name, model.config], sort_keys=True).encode())
+    for key, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{key}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.numpy().tobytes())
+    return h.digest()[:16]
+
+
+def quantize(codes: torch.Tensor, bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(symbols (N,D) uint8/uint16, lo (D,) f32, scale (D,) f32) for codes (N,D)."""
+    if not isinstance(bits, int) or not 1 <= bits <= MAX_BITS:
+        raise CompressError(f"bits must be an integer from 1 to {MAX_BITS}, got {bits!r}")
+    z = codes.detach().cpu().double().numpy()
+    if z.ndim != 2 or len(z) == 0:
+        raise CompressError(f"expected codes of shape (N, code_size) with N >= 1, got {tuple(z.shape)}")
+    if not np.isfinite(z).all():
+        raise CompressError("the codes hold NaN or infinite values")
+    top = 2 ** bits - 1
+    lo = z.min(0).astype(np.float32)
+    scale = ((z.max(0) - lo) / top).astype(np.float32)
+    safe = np.where(scale > 0, scale, 1.0)  # a constant dimension: every symbol is 0
+    q = np.clip(np.rint((z - lo) / safe), 0, top)
+    return q.astype(np.uint8 if bits <= 8 else np.uint16), lo, scale
+
+
+def dequantize(symbols: np.ndarray, lo: np.ndarray, scale: np.ndarray) -> torch.Tensor:
+    """(N,D) float32 codes lo + q * scale."""
+    q = torch.from_numpy(symbols.astype(np.float32))
+    return torch.from_numpy(lo) + q * torch.from_numpy(scale)
+
+
+def _entropy_code(raw: bytes, codec: str) -> tuple[str, bytes]:
+    if codec == "auto":  # whichever is smaller; lzma wins except on tiny inputs
+        return min((_entropy_code(raw, c) for c in CODECS), key=lambda r: len(r[1]))
+    if codec == "zlib":
+        return codec, zlib.compress(raw, 9)
+    if codec == "lzma":
+        return codec, lzma.compress(raw, format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS)
+    raise CompressError(f"unknown codec {codec!r}; choose auto, {', '.join(CODECS)}")
+
+
+def pack_codes(codes: torch.Tensor, model, bits: int = 8, codec: str = "auto") -> bytes:
+    """The file bytes for codes (N, code_size) of `model` (anything with name, config,
+    state_dict: an autoencoder or baselines.PCA)."""
+    symbols, lo, scale = quantize(codes, bits)
+    count, dims = symbols.shape
+    meta = json.dumps({"model": model.name, "config": model.config}, separators=(",", ":")).encode()
+    codec, payload = _entropy_code(symbols.T.astype(symbols.dtype.newbyteorder("<")).tobytes(), codec)
+    body = b"".join([_FIXED.pack(MAGIC, VERSION, CODECS[codec], bits, 0, count, dims, len(meta)), meta,
+                     model_fingerprint(model), lo.astype("<f4").tobytes(), scale.astype("<f4").tobytes(),
+                     struct.pack("<I", len(payload)), payload])
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def unpack(data: bytes, label: str = "file") -> Packed:
+    """Parse and check file bytes; CompressError says what is wrong with `label`."""
+    fail = lambda why: CompressError(f"{label}: {why}")
+    if len(data) < _FIXED.size or data[:4] != MAGIC:
+        raise fail("not an aecore compressed file (no AECZ marker)")
+    magic, version, codec_id, bits, _, count, dims, meta_len = _FIXED.unpack_from(data)
+    if version != VERSION:
+        raise fail(f"format version {version} is not supported (this aecore reads version {VERSION})")
+    head = _FIXED.size + meta_len + 16 + 8 * dims
+    if len(data) < head + 4:
+        raise fail(f"truncated: {len(data)} bytes, the header alone needs {head + 4}")
+    (payload_len,) = struct.unpack_from("<I", data, head)
+    if len(data) != head + 4 + payload_len + 4:
+        raise fail(f"truncated or padded: {len(data)} bytes, expected {head + 8 + payload_len}")
+    if zlib.crc32(data[:-4]) != struct.unpack_from("<I", data, len(data) - 4)[0]:
+        raise fail("corrupt: the checksum does not match")
+    codec = {v: k for k, v in CODECS.items()}.get(codec_id)
+    if codec is None or not 1 <= bits <= MAX_BITS or count < 1 or dims < 1:
+        raise fail(f"malformed header (codec {codec_id}, bits {bits}, count {count}, code size {dims})")
+    try:
+        meta = json.loads(data[_FIXED.size:_FIXED.size + meta_len])
+        at = _FIXED.size + meta_len
+        fingerprint = data[at:at + 16]
+        lo = np.frombuffer(data, "<f4", dims, at + 16).astype(np.float32)
+        scale = np.frombuffer(data, "<f4", dims, at + 16 + 4 * dims).astype(np.float32)
+        dtype = np.dtype("<u1" if bits <= 8 else "<u2")
+        raw = _entropy_decode(data[head + 4:head + 4 + payload_len], codec, count * dims * dtype.itemsize)
+        symbols = np.frombuffer(raw, dtype).reshape(dims, count).T.astype(dtype.newbyteorder("="))
+        return Packed(str(meta["model"]), dict(meta["config"]), fingerprint, bits, lo, scale, symbols, codec)
+    except (ValueError, KeyError, TypeError, lzma.LZMAError, zlib.error) as e:
+        raise fail(f"malformed contents ({e})") from e
+
+
+def _entropy_decode(payload: bytes, codec: str, size: int) -> bytes:
+    """Exactly `size` bytes or ValueError; never inflates more than size + 1 (bombs)."""
+    if size > MAX_SYMBOL_BYTES:
+        raise ValueError(f"{size} bytes of codes is over the {MAX_SYMBOL_BYTES} limit")
+    if codec == "zlib":
+        raw = zlib.decompressobj().decompress(payload, size + 1)
+    else:
+        raw = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=_LZMA_FILTERS).decompress(payload, size + 1)
+    if len(raw) != size:
+        raise ValueError(f"the payload holds {len(raw)} bytes of codes, expected {size}")
+    return raw
+
+
+def check_model(packed: Packed, model, label: str = "file") -> None:
+    """Refuse to decode with a model other than the one that encoded."""
+    if model_fingerprint(model) != packed.fingerprint:
+        raise CompressError(
+            f"{label} was compressed with {packed.model} {json.dumps(packed.config)} (fingerprint "
+            f"{packed.fingerprint.hex()[:12]}), not with this {model.name} {json.dumps(model.config)} "
+            f"(fingerprint {model_fingerprint(model).hex()[:12]}): other weights would decode garbage")
+
+
+@torch.no_grad()
+def encode_images(model, images: torch.Tensor) -> torch.Tensor:
+    """(N,1,28,28) -> codes (N, code_size), in batches (VAE: the mean)."""
+    return torch.cat([model.encode(x) for x in images.split(BATCH)])
+
+
+@torch.no_grad()
+def decode_codes(model, codes: torch.Tensor) -> torch.Tensor:
+    """codes (N, code_size) -> images (N,1,28,28) in [0,1], in batches."""
+    return torch.cat([model.decode(z).clamp(0, 1) for z in codes.split(BATCH)])
+
+
+def compress_images(model, images: torch.Tensor, bits: int = 8, codec: str = "auto") -> bytes:
+    return pack_codes(encode_images(model, images), model, bits, codec)
+
+
+def decompress_bytes(data: bytes, model, label: str = "file") -> torch.Tensor:
+    """The images (N,1,28,28) a file holds, decoded by `model` (checked against the file)."""
+    packed = unpack(data, label)
+    check_model(packed, model, label)
+    return decode_codes(model, packed.codes())
+
+
+# ---- files of images, and the `compress` / `decompress` commands ----------------------
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+RATE_DISTORTION_JSON = Path(__file__).resolve().parent.parent / "docs" / "rate_distortion.json"
+
+
+def read_image_folder(folder: str | os.PathLike) -> torch.Tensor:
+    """(N,1,28,28) in [0,1] from the images in `folder`, by sorted file name. 28x28 images
+    are taken as they are (white digit on black, like MNIST); others are MNIST-preprocessed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CompressError(f"{folder} is not a folder")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise CompressError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return torch.stack([_read_digit(p) for p in files])
+
+
+def _read_digit(path: Path) -> torch.Tensor:
+    try:
+        img = load_image(path.read_bytes())
+    except (ImageError, OSError) as e:
+        raise CompressError(f"{path}: {e}") from e
+    digit = np.asarray(img.convert("L"), np.float32) / 255 if img.size == (28, 28) else to_mnist(img)
+    if digit is None:
+        raise CompressError(f"{path}: no digit in this image (it is blank)")
+    return torch.from_numpy(digit).reshape(1, 28, 28)
+
+
+def write_images(images: torch.Tensor, out: Path) -> None:
+    """`out.npy`: one float32 array (N,1,28,28); anything else: a folder of 00000.png ...
+    (each file written atomically)."""
+    if out.suffix.lower() == ".npy":
+        buffer = io.BytesIO()
+        np.save(buffer, images.numpy().astype(np.float32))
+        return atomic_write_bytes(out, buffer.getvalue())
+    for i, image in enumerate(images):
+        buffer = io.BytesIO()
+        Image.fromarray((image.reshape(28, 28).numpy() * 255).round().astype(np.uint8), "L").save(buffer, "PNG")
+        atomic_write_bytes(out / f"{i:05d}.png", buffer.getvalue())
+
+
+def _model_for(args, packed: Packed | None = None, label: str = ""):
+    """(model, its name) from --checkpoint, --model (shipped), or the shipped model that
+    made `packed`."""
+    if args.checkpoint:
+        return load_checkpoint(args.checkpoint), Path(args.checkpoint).name
+    shipped = shipped_models(Path(args.weights) if args.weights else None)
+    if args.model:
+        for s in shipped:
+            if s.name == args.model:
+                if s.model is None:
+                    raise CompressError(f"model {s.name} is unavailable: {s.error}")
+                return s.model, s.name
+        raise CompressError(f"no shipped model {args.model!r}; choose one of: "
+                            f"{', '.join(s.name for s in shipped) or '(none)'} or pass --checkpoint")
+    if packed is None:
+        raise CompressError("name a model: --model NAME (a shipped model) or --checkpoint FILE")
+    for s in shipped:
+        if s.model is not None and model_fingerprint(s.model) == packed.fingerprint:
+            return s.model, s.name
+    raise CompressError(f"{label} was compressed with {packed.model} {json.dumps(packed.config)}, and no "
+                        f"shipped model has those weights: pass the checkpoint with --checkpoint")
+
+
+def _refuse_overwrite(out: Path, force: bool) -> None:
+    if not force and out.exists() and (out.is_file() or any(out.iterdir())):
+        raise CompressError(f"{out} exists; pass --force to replace it")
+
+
+def cmd_compress(args) -> int:
+    if args.count is not None and args.count < 1:
+        raise CompressError(f"--count must be at least 1, got {args.count}")
+    model, name = _model_for(args)
+    images = read_image_folder(args.images) if args.images else load_mnist(args.split)[0]
+    images = images[: args.count]
+    out = Path(args.out)
+    _refuse_overwrite(out, args.force)
+    data = compress_images(model, images, args.bits, args.codec)
+    atomic_write_bytes(out, data)
+    packed = unpack(data, str(out))
+    psnr = metrics.psnr(decode_codes(model, packed.codes()), images).mean().item()
+    print(f"{out}: {len(images)} images with {name} at {args.bits} bits ({packed.codec}): {len(data)} bytes, "
+          f"{len(data) / len(images):.1f} bytes per image, mean PSNR {psnr:.2f} dB")
+    return 0
+
+
+def cmd_decompress(args) -> int:
+    source, out = Path(args.file), Path(args.out)
+    try:
+        data = source.read_bytes()
+    except OSError as e:
+        raise CompressError(f"cannot read {source}: {e.strerror or e}") from e
+    packed = unpack(data, str(source))
+    model, name = _model_for(args, packed, str(source))
+    check_model(packed, model, str(source))
+    _refuse_overwrite(out, args.force)
+    write_images(decode_codes(model, packed.codes()), out)
+    print(f"{out}: {packed.count} images decoded with {name}")
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    """Register `compress` and `decompress` on the CLI's subparsers."""
+    c = subparsers.add_parser("compress", help="compress MNIST digits into one file with an autoencoder")
+    source = c.add_mutually_exclusive_group()
+    source.add_argument("--split", choices=("test", "train"), default="test", help="MNIST split (default test)")
+    source.add_argument("--images", metavar="FOLDER", help="compress the images in this folder instead")
+    c.add_argument("--count", type=int, help="only the first N images")
+    c.add_argument("--bits", type=int, default=8, help=f"bits per code dimension, 1..{MAX_BITS} (default 8)")
+    c.add_argument("--codec", choices=("auto", *CODECS), default="auto", help="entropy coder (default: smaller)")
+    c.add_argument("--out", required=True, help="the compressed file to write")
+    d = subparsers.add_parser("decompress", help="rebuild the images of a compressed file")
+    d.add_argument("file", help="a file written by `compress`")
+    d.add_argument("--out", required=True, help="an .npy file (N,1,28,28 float32) or a folder for PNGs")
+    for p in (c, d):
+        p.add_argument("--model", help="a shipped model by name, e.g. conv_upsample-32")
+        p.add_argument("--checkpoint", help="a checkpoint file (.pt) instead of a shipped model")
+        p.add_argument("--weights", help="folder with manifest.json (default: the shipped weights/)")
+        p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    c.set_defaults(func=cmd_compress)
+    d.set_defaults(func=cmd_decompress)
+
+
+def read_rate_distortion(path: str | os.PathLike | None = None) -> dict:
+    """The results `python -m bench.rate_distortion` wrote: {"rows": [...], "summary": ..., ...}."""
+    path = Path(path or RATE_DISTORTION_JSON)
+    try:
+        results = json.loads(path.read_text())
+    except FileNotFoundError as e:
+        raise CompressError(f"{path} is missing: run `python -m bench.rate_distortion`") from e
+    except (OSError, ValueError) as e:
+        raise CompressError(f"{path} is unreadable ({e}): run `python -m bench.rate_distortion` again") from e
+    if not isinstance(results, dict) or not all(k in results for k in ("rows", "summary", "environment")):
+        raise CompressError(f"{path} holds no table of results: run `python -m bench.rate_distortion` again")
+    return results

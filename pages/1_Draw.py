@@ -1,0 +1,88 @@
+"""Draw a digit (or upload a picture of one) and watch every autoencoder rebuild it."""
+import time
+
+import plotly.graph_objects as go
+import streamlit as st
+from streamlit_drawable_canvas import st_canvas
+
+import ui
+from aecore import denoising
+from aecore.preprocess import ImageError, load_image, to_mnist
+
+CANVAS = "draw_canvas"         # widget key prefix; a new suffix (after Clear) empties the canvas
+CLEARS = "draw_canvas_clears"  # session_state: how often Clear was pressed
+MAX_MB = 5                     # upload limit, as .streamlit/config.toml server.maxUploadSize
+
+st.set_page_config(page_title="Draw · MNIST Autoencoder Lab", page_icon="✏️", layout="wide")
+st.title("Draw a digit")
+st.caption("Each stroke sends the drawing through the MNIST preprocessing and every autoencoder.")
+ui.show_unavailable()
+
+
+def canvas_input():
+    """(28,28) digit from the canvas or None, and when the canvas data arrived."""
+    canvas_col, tools_col = st.columns([3, 2])
+    width = tools_col.slider("Stroke width", 6, 40, 20, help="in canvas pixels; the canvas is 280×280")
+    if tools_col.button("Clear", icon=":material/ink_eraser:"):
+        st.session_state[CLEARS] = st.session_state.get(CLEARS, 0) + 1
+        st.session_state.pop("drawing", None)
+    with canvas_col:
+        result = st_canvas(stroke_width=width, stroke_color="#FFFFFF", background_color="#000000",
+                           width=280, height=280, update_streamlit=True, return_image_data=True,
+                           key=f"{CANVAS}_{st.session_state.get(CLEARS, 0)}")
+    start = time.perf_counter()
+    image = result.image_data  # decodes the PNG the canvas sent
+    digit = None if image is None else to_mnist(image)
+    if digit is None:
+        st.info("Draw a digit on the black canvas, with the mouse or a finger.")
+    return digit, start
+
+
+def upload_input():
+    """(28,28) digit from an uploaded picture or None, and when the bytes arrived."""
+    file = st.file_uploader(f"A PNG or JPEG of one digit, dark on light or light on dark, any size up "
+                            f"to {MAX_MB} MB", type=["png", "jpg", "jpeg"])
+    start = time.perf_counter()
+    if file is None:
+        st.info("Upload a picture of a single handwritten digit.")
+        return None, start
+    try:
+        digit = to_mnist(load_image(file.getvalue(), max_bytes=MAX_MB * 1_000_000))
+    except ImageError as e:
+        st.error(f"Cannot use **{file.name}**: {e}.")
+        return None, start
+    if digit is None:
+        st.info(f"**{file.name}** looks blank: no digit found in it.")
+    return digit, start
+
+
+def code_chart(code, label):
+    fig = go.Figure(go.Bar(x=list(range(len(code))), y=code, marker_color="#4c78a8"))
+    fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), title=f"code of {label}",
+                      xaxis_title="code unit", yaxis_title="value")
+    return fig
+
+
+left, right = st.columns([3, 1])
+with left:
+    source = st.radio("Input", ["Draw", "Upload a picture"], horizontal=True, label_visibility="collapsed")
+    digit, start = canvas_input() if source == "Draw" else upload_input()
+models = ui.available_models()
+if digit is not None:
+    st.session_state["drawing"] = digit
+    right.image(ui.to_pixels(digit, 5), caption="what the models see: 28×28, MNIST-style")
+    if not models:
+        st.warning("No model is available: train one on the Train page.")
+        st.stop()
+    results = denoising.reconstructions(digit, models)
+    elapsed_ms = (time.perf_counter() - start) * 1000
+    st.subheader("Reconstructions")
+    labels = list(results)
+    for i in range(0, len(labels), 6):
+        row = labels[i:i + 6]
+        ui.image_row([results[k].images[0] for k in row],
+                     [f"{k} · MSE {results[k].mean('mse'):.4f} · PSNR {results[k].mean('psnr'):.1f} dB"
+                      for k in row], scale=4)
+    st.caption(f"Preprocessing and {len(models)} models took {elapsed_ms:.0f} ms on the server.")
+    label = st.selectbox("Show the code of", labels)
+    st.plotly_chart(code_chart(denoising.code_of(models[label], digit), label), width="stretch")

@@ -1,0 +1,89 @@
+"""Add noise to digits and compare a denoising autoencoder, a plain one and classic filters."""
+import plotly.graph_objects as go
+import streamlit as st
+
+import ui
+from aecore import denoising
+from aecore.filters import FILTERS
+from aecore.noise import LEVEL_HELP, NOISE_KINDS
+
+SOURCES = ("Random test digits", "Test digits of one class", "My drawing")
+CURVE_IMAGES = 200   # first test images used for the PSNR-vs-level chart
+
+st.set_page_config(page_title="Denoise · MNIST Autoencoder Lab", page_icon="🧹", layout="wide")
+st.title("Denoise")
+st.caption("The noise is seeded: the same seed and level always give the same noisy digits.")
+ui.show_unavailable()
+
+
+def pick_clean(source, n, seed, digit):
+    """(B,1,28,28) clean digits, or None (with a hint) when there is no drawing yet."""
+    if source == "My drawing":
+        if st.session_state.get("drawing") is None:
+            st.info("Draw a digit on the **Draw** page first (see the sidebar); it will show up here.")
+            return None
+        return denoising.as_batch(st.session_state["drawing"])
+    images, labels = ui.test_set()
+    return images[denoising.pick_digits(labels, n, seed, digit if source == SOURCES[1] else None)]
+
+
+def best_plain(labels):
+    """Index of the shipped conv_upsample (non-denoising) model with the lowest test MSE."""
+    ups = [s for s in ui.shipped() if s.model is not None and not s.is_denoiser
+           and s.entry.get("model") == "conv_upsample" and s.name in labels]
+    return labels.index(min(ups, key=lambda s: s.entry["metrics"]["mse"]).name) if ups else 0
+
+
+@st.cache_data(show_spinner=f"Computing PSNR curves on {CURVE_IMAGES} test digits…", max_entries=32)
+def curves(kind, keys, _methods):
+    """`keys` (labels and model identities) stand for the unhashable `_methods` in the cache key."""
+    images, _ = ui.test_set()
+    return denoising.psnr_curve(_methods, images[:CURVE_IMAGES], kind, denoising.curve_levels(kind))
+
+
+def psnr_ssim(scored):
+    psnr = "∞" if scored.mean("mse") == 0 else f"{scored.mean('psnr'):.2f} dB"
+    return f"PSNR {psnr}  \nSSIM {scored.mean('ssim'):.3f}"   # two lines: narrow columns
+
+
+def curve_chart(curve, kind, level):
+    fig = go.Figure([go.Scatter(x=denoising.curve_levels(kind), y=ys, name=name, mode="lines+markers")
+                     for name, ys in curve.items()])
+    fig.add_vline(x=level, line_dash="dash", line_color="grey", annotation_text=f"level {level:g}")
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), yaxis_title="mean PSNR (dB)",
+                      xaxis_title=f"{denoising.NOISE_LABELS[kind]} noise level: {LEVEL_HELP[kind]}",
+                      title=f"PSNR against noise level, {CURVE_IMAGES} test digits")
+    return fig
+
+
+denoisers, plains = ui.available_models(denoisers=True), ui.available_models(denoisers=False)
+if not denoisers or not plains:
+    st.warning("This page needs a shipped denoising autoencoder and a plain one; see the messages above.")
+    st.stop()
+c1, c2, c3 = st.columns(3)
+source = c1.radio("Digits", SOURCES)
+n = c1.slider("How many", 1, 6, 3) if source != SOURCES[2] else 1
+digit = c1.selectbox("Class", range(10), index=7) if source == SOURCES[1] else None
+seed = c1.number_input("Seed (digits and noise)", 0, 10**6, 0)
+kind = c2.selectbox("Noise", NOISE_KINDS, format_func=denoising.NOISE_LABELS.get)
+top, step, default = denoising.LEVEL_RANGE[kind]
+level = c2.slider("Noise level", 0.0, top, default, step, key=f"level_{kind}", help=LEVEL_HELP[kind])
+den_label = c3.selectbox("Denoising autoencoder", list(denoisers))
+plain_label = c3.selectbox("Plain autoencoder", list(plains), index=best_plain(list(plains)))
+filter_label = c3.selectbox("Classic filter", list(FILTERS))
+
+clean = pick_clean(source, n, seed, digit)
+if clean is not None:
+    methods = {den_label: denoisers[den_label], plain_label: plains[plain_label],
+               filter_label: FILTERS[filter_label]}
+    scored = denoising.compare(clean, kind, level, seed, methods)
+    titles = ["clean", "noisy", "denoiser", "plain AE", "filter"]
+    for col, title, key in zip(st.columns(5), titles, [None, *scored]):
+        col.markdown(f"**{title}**")
+        for image in (clean if key is None else scored[key].images):
+            col.image(ui.to_pixels(image, 3))
+        col.caption("the target" if key is None else psnr_ssim(scored[key]))
+
+chart_methods = {den_label: denoisers[den_label], plain_label: plains[plain_label], **denoising.CLASSIC}
+keys = tuple(f"{label}@{id(m)}" for label, m in chart_methods.items())
+st.plotly_chart(curve_chart(curves(kind, keys, chart_methods), kind, level), width="stretch")

@@ -1,0 +1,86 @@
+"""How many bytes does a digit need? Autoencoders against PCA, PNG, JPEG and WebP."""
+import math
+
+import plotly.graph_objects as go
+import streamlit as st
+
+import ui
+from aecore import compress, metrics
+
+DASH = {"autoencoder": "solid", "pca": "dot", "image codec": "dash"}
+
+st.set_page_config(page_title="Compression · MNIST Autoencoder Lab", page_icon="🗜️", layout="wide")
+st.title("Compression")
+st.markdown(
+    "An autoencoder's code *is* a compressed digit: send the code, and whoever has the decoder "
+    "rebuilds the image. Quantise each code number to a few bits, entropy-code the lot, and a digit "
+    "costs tens of bytes, against 784 raw and hundreds as a PNG, JPEG or WebP file. The catch: the "
+    "receiver needs the decoder, and the quality can never be better than the model's reconstruction.")
+
+
+def chart(rows: list[dict], y: str) -> go.Figure:
+    """Bytes per image (log) against `y`; a line per method, lossless references as markers."""
+    fig = go.Figure()
+    for method in dict.fromkeys(r["method"] for r in rows if r["family"] != "lossless"):
+        pts = sorted((r for r in rows if r["method"] == method), key=lambda r: r["bytes_per_image"])
+        fig.add_scatter(x=[r["bytes_per_image"] for r in pts], y=[r[y] for r in pts], name=method,
+                        mode="lines+markers", line_dash=DASH[pts[0]["family"]], text=[r["setting"] for r in pts],
+                        hovertemplate="%{text}: %{x:.1f} B, %{y:.3f}")
+    for r in rows:
+        if r["family"] == "lossless":
+            fig.add_vline(x=r["bytes_per_image"], line_dash="dot", line_color="grey")
+            # on a log axis an annotation's x is log10 of the value, a shape's is the value itself
+            fig.add_annotation(x=math.log10(r["bytes_per_image"]), yref="paper", y=1, yanchor="top",
+                               xanchor="right", textangle=-90, text=f"{r['method']} (lossless)", showarrow=False)
+    fig.update_layout(xaxis=dict(type="log", title="bytes per image (whole file, header included)"),
+                      yaxis_title={"psnr": "mean PSNR (dB)", "ssim": "mean SSIM"}[y], height=520,
+                      margin=dict(t=30),
+                      legend_title="solid: autoencoder · dotted: PCA · dashed: image codec")
+    return fig
+
+
+st.header("Rate–distortion on the MNIST test set")
+try:
+    results = compress.read_rate_distortion()
+except compress.CompressError as e:
+    st.info(str(e))
+else:
+    env = results["environment"]
+    y = st.radio("Quality measure", ["psnr", "ssim"], format_func=str.upper, horizontal=True)
+    st.plotly_chart(chart(results["rows"], y), width="stretch")
+    st.markdown(results["summary"]["text"])
+    st.caption(f"{results['images']:,} test digits, measured {env['date']} with torch {env['torch']}, "
+               f"{env['threads']} thread(s) on {env['cores']} cores, by `python -m bench.rate_distortion`.")
+    with st.expander("The table"):
+        st.markdown("| method | setting | bytes / image | PSNR dB | SSIM |\n|:--|:--|--:|--:|--:|\n" + "\n".join(
+            f"| {r['method']} | {r['setting']} | {r['bytes_per_image']:.1f} | "
+            f"{'lossless' if r['psnr'] is None else format(r['psnr'], '.2f')} | {r['ssim']:.3f} |"
+            for r in results["rows"]))
+
+st.header("Try it: compress test digits now")
+ui.show_unavailable()
+models = ui.available_models(denoisers=False)
+if not models:
+    st.info("No autoencoder is available: train one on the **Train** page or restore `weights/`.")
+    st.stop()
+c1, c2, c3 = st.columns(3)
+best = max(models, key=lambda k: getattr(models[k], "metrics", {}).get("psnr", 0))  # a good start
+label = c1.selectbox("Model", list(models), index=list(models).index(best))
+bits = c2.slider("Bits per code number", 2, 12, 6, help="each code number becomes one of 2^bits levels")
+count = c3.slider("Test digits", 10, 2000, 500, step=10, help="the first N of the MNIST test set")
+model, images = models[label], ui.test_set()[0][:count]
+data = compress.compress_images(model, images, bits)
+decoded = compress.decompress_bytes(data, model)
+quality = metrics.summarize(decoded, images)
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("File size", f"{len(data):,} bytes")
+m2.metric("Bytes per image", f"{len(data) / count:.1f}", help="the header (model fingerprint, code ranges) "
+          "is shared by all the digits: with few digits it weighs more")
+m3.metric("Mean PSNR", f"{quality['psnr']:.2f} dB")
+m4.metric("Mean SSIM", f"{quality['ssim']:.3f}")
+st.caption(f"{model.code_size} code numbers × {bits} bits = {model.code_size * bits / 8:g} bytes per digit "
+           f"before entropy coding; the raw pixels take 784 bytes ({784 * count / len(data):.0f}× larger).")
+ui.image_row(list(images[:8]), ["original"] * 8, scale=3)
+ui.image_row(list(decoded[:8]), [f"from {bits}-bit code"] * 8, scale=3)
+st.download_button("Download the compressed file", data, file_name=f"{label.split(' ')[0]}-{bits}bit.aecz",
+                   help="decode it with `python -m aecore decompress FILE --out digits.npy`")

@@ -1,0 +1,49 @@
+"""The Compression page, headless: the rate–distortion chart and table from
+docs/rate_distortion.json, and the live demo against the real compressor."""
+import json
+
+import pytest
+
+from aecore.shipped import shipped_models
+from aecore import compress
+
+PAGE = "pages/6_Compression.py"
+
+
+def metric(at, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_chart_and_table_come_from_the_benchmark_results(run_page):
+    at = run_page(PAGE)
+    assert not at.exception
+    results = compress.read_rate_distortion()
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1
+    spec = json.loads(charts[0].proto.spec)
+    names = {trace["name"] for trace in spec["data"]}
+    assert {r["method"] for r in results["rows"] if r["family"] != "lossless"} == names
+    assert spec["layout"]["yaxis"]["title"]["text"] == "mean PSNR (dB)"
+    texts = [m.value for m in at.markdown]
+    assert results["summary"]["text"] in texts
+    table = next(t for t in texts if t.startswith("| method |"))
+    assert table.count("\n") == len(results["rows"]) + 1
+    at.radio[0].set_value("ssim").run()
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert not at.exception and spec["layout"]["yaxis"]["title"]["text"] == "mean SSIM"
+
+
+def test_live_demo_reports_the_real_file_size(run_page, mnist_test):
+    at = run_page(PAGE)
+    models = {s.name: s.model for s in shipped_models() if s.model is not None and not s.is_denoiser}
+    if not models:
+        pytest.skip("no shipped autoencoder in weights/")
+    label = at.selectbox[0].value
+    images = mnist_test[0][:500]
+    for bits in (6, 2):
+        at.slider[0].set_value(bits).run()
+        assert not at.exception
+        data = compress.compress_images(models[label], images, bits)
+        assert metric(at, "File size") == f"{len(data):,} bytes"
+        assert metric(at, "Bytes per image") == f"{len(data) / 500:.1f}"
+    assert len(at.get("image")) == 16 and len(at.get("download_button")) == 1   # 8 originals, 8 decoded

@@ -1,0 +1,114 @@
+"""AppTest of pages/2_Denoise.py: the five columns with their scores, the noise slider,
+the drawing from the Draw page, the PSNR chart."""
+import re
+
+import numpy as np
+import pytest
+
+from aecore.denoising import LEVEL_RANGE, NOISE_LABELS, NOISY, compare, pick_digits
+from aecore.shipped import shipped_models
+
+PAGE = "pages/2_Denoise.py"
+SCORE = re.compile(r"PSNR (∞|[\d.]+ dB)\s+SSIM (-?[\d.]+)")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def needs_models():
+    shipped = [s for s in shipped_models() if s.model is not None]
+    if not any(s.is_denoiser for s in shipped) or all(s.is_denoiser for s in shipped):
+        pytest.skip("needs a shipped denoiser and a shipped plain autoencoder")
+
+
+def scores(at) -> list[tuple[float, float]]:
+    """(PSNR, SSIM) under the noisy, denoiser, plain AE and filter columns, in that order."""
+    out = []
+    for caption in at.caption:
+        if m := SCORE.fullmatch(caption.value):
+            psnr = float("inf") if m[1] == "∞" else float(m[1].split()[0])
+            out.append((psnr, float(m[2])))
+    return out
+
+
+def set_level(at, kind, level):
+    at.slider(key=f"level_{kind}").set_value(level).run()
+    assert not at.exception
+    return scores(at)
+
+
+def test_columns_have_images_and_scores(run_page):
+    at = run_page(PAGE)
+    assert not at.exception and not at.error
+    assert [m.value for m in at.markdown if m.value.startswith("**")][:2] == ["**clean**", "**noisy**"]
+    assert len(at.image) == 5 * 3  # 5 columns, 3 digits each by default
+    assert len(scores(at)) == 4
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_noise_levels_change_the_scores(run_page):
+    at = run_page(PAGE)
+    by_level = {level: set_level(at, "gaussian", level) for level in (0.0, 0.2, 0.6, 1.0)}
+    assert by_level[0.0][0][0] == float("inf")  # no noise: the noisy column is the clean digit
+    noisy = [by_level[level][0][0] for level in (0.2, 0.6, 1.0)]
+    assert noisy == sorted(noisy, reverse=True) and noisy[0] > noisy[-1] + 5
+    for level, cols in by_level.items():
+        assert len(cols) == 4 and all(-1 <= ssim <= 1 for _, ssim in cols)
+    chart = at.get("plotly_chart")[0].proto.spec
+    assert '"type":"line","x0":1.0,"x1":1.0' in chart  # the slider's level marked on the chart
+
+
+def test_same_setting_gives_the_same_noise(run_page):
+    at = run_page(PAGE)
+    first = set_level(at, "gaussian", 0.35)
+    images = [i.proto.imgs[0].url for i in at.image]
+    at.run()
+    assert scores(at) == first
+    assert [i.proto.imgs[0].url for i in at.image] == images
+
+
+@pytest.mark.parametrize("kind", ["salt_pepper", "erasing"])
+def test_other_noise_kinds(run_page, kind):
+    at = run_page(PAGE)
+    widget(at.selectbox, "Noise").select(kind).run()
+    cols = set_level(at, kind, LEVEL_RANGE[kind][0])
+    assert len(cols) == 4
+    if kind == "salt_pepper":  # the median filter column beats the noisy input
+        assert cols[3][0] > cols[0][0]
+    assert f"{NOISE_LABELS[kind]} noise level" in at.get("plotly_chart")[0].proto.spec
+
+
+def widget(widgets, label):
+    return next(w for w in widgets if w.label == label)
+
+
+@pytest.mark.parametrize("digit", [None, 3])
+def test_digits_are_the_seeded_pick(run_page, mnist_test, digit):
+    images, labels = mnist_test
+    at = run_page(PAGE)
+    if digit is not None:
+        at.radio[0].set_value("Test digits of one class").run()
+        widget(at.selectbox, "Class").select(digit).run()
+    widget(at.number_input, "Seed (digits and noise)").set_value(5).run()
+    widget(at.slider, "How many").set_value(4).run()
+    assert not at.exception and len(at.image) == 5 * 4
+    # Reference: the noisy column's score, recomputed from the same digits and noise.
+    clean = images[pick_digits(labels, 4, 5, digit)]
+    expected = compare(clean, "gaussian", LEVEL_RANGE["gaussian"][2], 5, {})[NOISY].mean("psnr")
+    assert scores(at)[0][0] == pytest.approx(expected, abs=0.006)
+
+
+def test_my_drawing_without_a_drawing_gives_a_hint(run_page):
+    at = run_page(PAGE)
+    at.radio[0].set_value("My drawing").run()
+    assert not at.exception and not at.error
+    assert any("Draw a digit on the **Draw** page first" in i.value for i in at.info)
+    assert len(at.image) == 0
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_my_drawing_is_denoised(run_page, mnist_test):
+    drawing = mnist_test[0][0, 0].numpy().astype(np.float32)
+    at = run_page(PAGE, drawing=drawing)
+    at.radio[0].set_value("My drawing").run()
+    assert not at.exception and not at.info
+    assert len(at.image) == 5  # one digit per column
+    assert len(scores(at)) == 4

@@ -1,0 +1,180 @@
+"""AppTest of pages/3_Train.py: settings, a short background training polled to the end,
+stop, the shared queue, invalid injected settings, checkpoint download and upload."""
+import io
+import time
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+import aecore
+from aecore import jobs
+from aecore.checkpoint import checkpoint_bytes
+from aecore.train import TrainConfig
+from tests.conftest import ROOT
+
+PAGE = "pages/3_Train.py"
+TINY = {"train_train_size": 256, "train_test_size": 64, "train_epochs": 1}
+LABEL = "simple-32, 1 ep"
+
+
+@pytest.fixture(autouse=True)
+def idle_scheduler():
+    """Every test starts and ends with no training in this process."""
+    yield
+    for job in [*jobs.SCHEDULER.waiting, jobs.SCHEDULER.running]:
+        if job is not None:
+            job.stop()
+            job.wait(10)
+
+
+def run_until(at: AppTest, condition, timeout: float = 60) -> AppTest:
+    """Rerun the page (as the fragment's timer would) until `condition()` holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the training did not get there in time"
+        time.sleep(0.2)
+        at.run()
+    return at
+
+
+def start(at: AppTest) -> AppTest:
+    [button] = [b for b in at.button if b.label == "Start training"]
+    return button.click().run()
+
+
+def texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+def test_page_renders_the_settings(run_page):
+    at = run_page(PAGE)
+    assert not at.exception and not at.error
+    assert [o.split(":")[0] for o in at.selectbox(key="train_model").options] == aecore.list_models()
+    assert at.number_input(key="train_epochs").value == jobs.DEFAULTS["epochs"]
+    assert at.number_input(key="train_train_size").value == 60_000
+    assert any(c.startswith("Expected time: about") for c in texts(at.caption))
+    assert [b.label for b in at.button] == ["Start training"]
+
+
+def test_a_short_training_finishes_and_its_model_is_usable_elsewhere(run_page):
+    at = start(run_page(PAGE, **TINY))
+    assert not at.exception and not at.error
+    job = at.session_state["train_job"]
+    run_until(at, lambda: job.finished).run()
+    assert job.state == jobs.DONE and not at.exception
+    assert any(f"{LABEL} (this session)" in s for s in texts(at.success))
+    assert len(at.get("plotly_chart")) == 1 and len(at.get("progress")) == 2
+    assert len(at.image) == 2  # ten fixed test digits and their reconstructions, as strips
+    models = at.session_state["session_models"]
+    assert models == {LABEL: job.model}
+    assert [d.proto.label for d in at.get("download_button")] == ["Download the checkpoint"]
+    reloaded = aecore.load_checkpoint(job.checkpoint(), name="download.pt")
+    x = aecore.load_mnist("test")[0][:4]
+    assert torch.equal(reloaded.reconstruct(x), job.model.reconstruct(x))
+
+    def listed():
+        import streamlit as st
+
+        import ui
+        st.markdown(" | ".join(ui.available_models()))
+
+    other = AppTest.from_function(listed, default_timeout=60)
+    other.session_state["session_models"] = models
+    assert f"{LABEL} (this session)" in other.run().markdown[0].value.split(" | ")
+    if (ROOT / "pages/1_Draw.py").exists():  # the Draw page offers it next to the shipped ones
+        from tests.app.test_draw_page import CANVAS_KEY, canvas_value, seven
+        draw = AppTest.from_file(str(ROOT / "pages/1_Draw.py"), default_timeout=60)
+        draw.session_state["session_models"] = models
+        draw.session_state[CANVAS_KEY] = canvas_value(seven())
+        assert f"{LABEL} (this session)" in draw.run().selectbox[0].options and not draw.exception
+
+
+def test_stop_keeps_the_model_trained_so_far(run_page):
+    at = start(run_page(PAGE, **TINY | {"train_epochs": 1000, "train_train_size": 4096}))  # minutes
+    job = at.session_state["train_job"]
+    run_until(at, lambda: job.view().history["epoch"])
+    [stop] = [b for b in at.button if b.label.startswith("Stop")]
+    run_until(stop.click().run(), lambda: job.finished).run()
+    assert job.state == jobs.STOPPED and not at.exception
+    assert any("stopped by the user" in w for w in texts(at.warning))
+    assert at.session_state["session_models"] == {"simple-32, 1000 ep": job.model}
+    assert [b.label for b in at.button] == ["Start training"]
+
+
+def test_a_second_training_waits_in_a_visible_queue(run_page):
+    images = aecore.load_mnist("test")[0][:4096]
+    others = jobs.TrainingJob("simple", TrainConfig(epochs=1000, batch_size=32), data=(images, None))
+    jobs.SCHEDULER.submit(others)  # another session's training
+    at = run_page(PAGE, **TINY)
+    assert any("Another session is training **simple-32, 1000 ep**" in i for i in texts(at.info))
+    at = start(at)
+    job = at.session_state["train_job"]
+    assert job.state == jobs.QUEUED
+    assert any("waiting in the training queue (position 1)" in i for i in texts(at.info))
+    others.stop()
+    run_until(at, lambda: job.finished)
+    assert job.state == jobs.DONE and others.state == jobs.STOPPED
+
+
+@pytest.mark.parametrize("key, value, message, default", [
+    ("train_epochs", 0, "epochs must be an integer from 1 to 1000, got 0", 10),
+    ("train_lr", 5.0, "lr must be a number from 1e-06 to 1, got 5.0", 2e-3),
+    ("train_batch_size", "many", "batch_size must be an integer from 1 to 4096, got 'many'", 128),
+    ("train_train_size", -5, "train_size must be a positive integer, got -5", 60_000),
+    ("train_model", "resnet", "architecture must be one of simple, deep", "simple"),
+    ("train_noise", "fog", "noise must be one of gaussian", "none"),
+    ("train_code_size_conv", 32, "code size must be one of 49, 98, 196, 392, got 32", 196),
+])
+def test_invalid_settings_in_session_state_give_a_clear_message(run_page, key, value, message, default):
+    state = {"train_model": "conv"} if key == "train_code_size_conv" else {}
+    at = run_page(PAGE, **state, **{key: value})
+    assert not at.exception
+    assert [e for e in texts(at.error) if message in e], texts(at.error)
+    assert at.session_state[key] == default  # the widget is back at its default
+
+
+def upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    return at.file_uploader(key="train_upload").upload(name, data).run()
+
+
+def test_an_uploaded_checkpoint_becomes_a_session_model(run_page):
+    model = aecore.create_model("conv_upsample", code_size=8, width=4)
+    at = upload(run_page(PAGE), "mine.pt", checkpoint_bytes(model))
+    assert not at.exception and not at.error
+    assert any("mine (this session)" in s for s in texts(at.success))
+    loaded = at.session_state["session_models"]["mine"]
+    x = torch.rand(2, 1, 28, 28)
+    assert torch.equal(loaded.reconstruct(x), model.reconstruct(x))
+
+
+def nan_checkpoint() -> bytes:
+    model = aecore.create_model("simple", code_size=4)
+    with torch.no_grad():
+        model.encoder[1].weight[0, 0] = float("nan")
+    return checkpoint_bytes(model)
+
+
+def whole_module_pickle() -> bytes:
+    buffer = io.BytesIO()
+    torch.save(aecore.create_model("simple"), buffer)  # unpickling it would run code
+    return buffer.getvalue()
+
+
+BAD_CHECKPOINTS = {  # name: (bytes, the reason the message must give)
+    "pickled module": (whole_module_pickle, "refused"),
+    "truncated": (lambda: checkpoint_bytes(aecore.create_model("simple"))[:5000], "truncated"),
+    "text": (lambda: b"hello, not a checkpoint", "not a checkpoint"),
+    "nan weights": (nan_checkpoint, "NaN"),
+    "too large": (lambda: bytes(64 * 2**20 + 1), "over the 64 MB limit"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_CHECKPOINTS)
+def test_a_bad_checkpoint_upload_gives_a_clear_error(run_page, case):
+    make_bytes, reason = BAD_CHECKPOINTS[case]
+    at = upload(run_page(PAGE), "bad.pt", make_bytes())
+    assert not at.exception
+    [error] = texts(at.error)
+    assert error.startswith("Cannot use this checkpoint. bad.pt:") and reason in error
+    assert "session_models" not in at.session_state or not at.session_state["session_models"]

@@ -1,0 +1,108 @@
+"""Browser tests of the Train page on a real server: a short run advances its progress bars
+and finishes; a long run survives a page switch, leaves the server responsive for another
+session's drawing, and stops by itself once its browser tab is closed."""
+import re
+import time
+
+from browser_helpers import screenshot, wait_for_app
+
+CANVAS = "[data-testid=stBidiComponentIsolated] canvas.upper-canvas"
+SEVEN = [(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]  # a "7" as fractions of the canvas
+RUN_BAR = '[data-testid=stProgress] [role=progressbar]'
+OTHERS = "Another session is training"
+
+
+def stroke(page, points, steps=12):
+    box = page.locator(CANVAS).bounding_box()
+    page.mouse.move(box["x"] + points[0][0] * box["width"], box["y"] + points[0][1] * box["height"])
+    page.mouse.down()
+    for fx, fy in points[1:]:
+        page.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"], steps=steps)
+    page.mouse.up()
+
+
+def set_number(page, label, value):
+    field = page.get_by_label(label, exact=True)
+    field.fill(str(value))
+    field.press("Enter")
+    wait_for_app(page)
+
+
+def start_training(page, url, epochs, **advanced):
+    page.goto(f"{url}/Train")
+    wait_for_app(page)
+    set_number(page, "Epochs", epochs)
+    if advanced:
+        page.get_by_text("Advanced").click()
+        for label, value in advanced.items():  # simple-32: seconds
+            set_number(page, label, value)
+    page.get_by_role("button", name="Start training").click()
+
+
+def run_fraction(page) -> float:
+    """The whole-run progress bar (the second one) as a fraction, from its aria value."""
+    return float(page.locator(RUN_BAR).nth(1).get_attribute("aria-valuenow")) / 100
+
+
+def steps_done(page) -> int:
+    """Training steps so far, read from the epoch bar's text "Epoch e of E: batch b/B"."""
+    text = page.locator("[data-testid=stProgress]").first.inner_text()
+    epoch, batch, batches = map(int, re.search(r"Epoch (\d+) of \d+: batch (\d+)/(\d+)", text).groups())
+    return (epoch - 1) * batches + batch
+
+
+def test_a_short_training_shows_progress_and_finishes(streamlit_server, page):
+    start_training(page, streamlit_server, epochs=2, **{"Training images (first N of 60,000)": 30_000})
+    page.locator(RUN_BAR).nth(1).wait_for(timeout=30_000)
+    seen, deadline = set(), time.monotonic() + 60
+    while not page.get_by_text("Done: training finished").is_visible():
+        assert time.monotonic() < deadline, f"no 'Done' within a minute; run fractions seen: {seen}"
+        if page.locator(RUN_BAR).count() == 2:
+            seen.add(run_fraction(page))
+        time.sleep(0.1)
+    assert [f for f in seen if 0 < f < 1], f"the run bar did not advance live: {sorted(seen)}"
+    wait_for_app(page)
+    assert run_fraction(page) == 1.0
+    assert page.locator("[data-testid=stPlotlyChart]").count() == 1
+    assert page.get_by_text("reconstruction after epoch 2").is_visible()
+    assert page.get_by_role("button", name="Download the checkpoint").is_visible()
+    assert page.get_by_text("simple-32, 2 ep (this session)").is_visible()
+    assert page.locator("[data-testid=stException]").count() == 0
+    page.set_viewport_size({"width": 1280, "height": 1500})  # settings, progress, chart, digits
+    wait_for_app(page)
+    screenshot(page, "train")
+
+
+def test_a_long_training_survives_page_switches_and_ends_with_its_session(streamlit_server, browser):
+    a = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    b = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    try:
+        start_training(a, streamlit_server, epochs=200)  # minutes of work: it must be stopped
+        a.locator(RUN_BAR).nth(1).wait_for(timeout=30_000)
+        before = steps_done(a)
+        a.locator("[data-testid=stSidebarNav]").get_by_role("link", name="Draw").click()
+        wait_for_app(a)
+
+        b.goto(f"{streamlit_server}/Draw")  # another session draws while A trains
+        wait_for_app(b)
+        b.locator(CANVAS).wait_for()
+        stroke(b, SEVEN)
+        b.get_by_text("Reconstructions").wait_for(timeout=30_000)
+        wait_for_app(b)
+        print(f"\n[train] drawing while another session trains: {b.get_by_text('models took').inner_text()}")
+
+        a.locator("[data-testid=stSidebarNav]").get_by_role("link", name="Train").click()
+        a.get_by_role("button", name="Stop (keep the model so far)").wait_for(timeout=30_000)
+        a.wait_for_function(f"() => document.querySelectorAll('{RUN_BAR}').length == 2")
+        assert steps_done(a) > before  # still the same run, further on
+
+        b.goto(f"{streamlit_server}/Train")
+        b.get_by_text(OTHERS).wait_for(timeout=30_000)
+        a.context.close()  # A's tab goes away without pressing Stop
+        b.get_by_text(OTHERS).wait_for(state="detached", timeout=40_000)  # A's job stopped itself
+        wait_for_app(b)
+        assert b.get_by_role("button", name="Start training").is_visible()
+        assert not re.search("Exception|Traceback", b.locator("[data-testid=stMain]").inner_text())
+    finally:
+        a.context.close()  # a no-op when already closed
+        b.context.close()

@@ -1,0 +1,127 @@
+"""The benchmarks: `python -m bench --quick` runs end to end and writes well-formed tables
+(no timing is asserted), never touches docs/BENCHMARKS.md, and the helpers they share
+agree with reference implementations."""
+import hashlib
+import json
+import math
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from bench.common import Table, line_chart, percentile
+from tests.conftest import ROOT
+
+DOCS = ROOT / "docs" / "BENCHMARKS.md"
+SECTIONS = ["quality", "denoise", "train_speed", "latency", "scaling"]
+ENV_KEYS = {"date", "torch", "threads", "cores"}
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    """One `python -m bench --quick` run into a temporary folder: (process, markdown, json)."""
+    out = tmp_path_factory.mktemp("bench") / "BENCHMARKS.md"
+    before = _digest(DOCS)
+    proc = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _digest(DOCS) == before, "quick mode changed docs/BENCHMARKS.md"
+    return proc, out.read_text(), json.loads(out.with_suffix(".json").read_text()), out.parent
+
+
+def test_every_section_has_tables_with_an_environment(quick):
+    _, _, data, _ = quick
+    assert list(data)[:len(SECTIONS)] == SECTIONS            # (+ rate_distortion once it has a run())
+    for section, tables in data.items():
+        assert tables, section
+        for t in tables:
+            assert ENV_KEYS <= set(t["env"]), t["title"]
+            assert t["env"]["cores"] >= 1 and t["env"]["threads"] >= 1
+
+
+def test_tables_are_rectangular_with_finite_numbers(quick):
+    _, _, data, _ = quick
+    for tables in data.values():
+        for t in tables:
+            assert t["rows"], t["title"]
+            for row in t["rows"]:
+                assert len(row) == len(t["columns"]), (t["title"], row)
+                numbers = [c for c in row if isinstance(c, (int, float))]
+                assert all(math.isfinite(c) for c in numbers), (t["title"], row)
+                assert numbers or "n/a" in row, (t["title"], row)   # measured, or says why not
+
+
+def test_markdown_tables_are_well_formed_and_printed(quick):
+    proc, text, data, folder = quick
+    titles = [t["title"] for tables in data.values() for t in tables]
+    for title in titles:
+        assert f"### {title}" in text and f"### {title}" in proc.stdout
+    for block in re.findall(r"(?m)(?:^\|.*\|\n)+", text):
+        lines = block.strip().splitlines()
+        widths = {len(re.split(r"(?<!\\)\|", line)) for line in lines}
+        assert len(widths) == 1, block                       # same number of cells in every line
+        assert re.fullmatch(r"\|(:?-{3}:?\|)+", lines[1]), lines[1]
+    assert text.count("torch 2.") >= len(titles)           # an environment line under each table
+    for figure in re.findall(r"!\[[^]]*\]\(([^)]+\.svg)\)", text):
+        ET.parse(folder / figure)                            # linked figures exist and are valid SVG
+
+
+def test_quality_has_every_model_pca_and_the_published_figure(quick):
+    _, _, data, _ = quick
+    table = data["quality"][0]
+    rows = {r[0]: dict(zip(table["columns"], r)) for r in table["rows"]}
+    from aecore.shipped import shipped_models
+    ready = [s for s in shipped_models() if s.model is not None]
+    assert ready and all(s.name in rows for s in ready)
+    published = rows["Hinton & Salakhutdinov 2006"]
+    assert published["code size"] == 30 and published["squared error per image"] == pytest.approx(3.0)
+    assert published["MSE per pixel"] == pytest.approx(0.0038, abs=5e-5)
+    for s in ready:
+        pca = rows[f"PCA {s.model.code_size}"]
+        assert pca["MSE / PCA MSE"] == pytest.approx(1.0)
+        assert 0 < pca["MSE per pixel"] < 0.1
+
+
+def test_quick_mode_refuses_to_overwrite_the_docs(capsys):
+    from bench.run import parse_args
+    with pytest.raises(SystemExit) as exit:
+        parse_args(["--quick", "--out", str(DOCS)])
+    assert exit.value.code == 2 and "must not overwrite" in capsys.readouterr().err
+    assert parse_args(["--quick"]).out != DOCS and parse_args([]).out == DOCS
+
+
+def test_percentile_matches_numpy():
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 7, 100):
+        values = rng.normal(size=n).tolist()
+        for q in (0, 50, 95, 100):
+            assert percentile(values, q) == pytest.approx(np.percentile(values, q))
+
+
+def test_table_formats_cells_and_refuses_ragged_rows():
+    t = Table("t", ["name", "value", "count"], formats={"value": ".2f"})
+    t.add("a|b", 1.234, 12345)
+    t.add("c", float("nan"), None)
+    with pytest.raises(ValueError, match="2 cells"):
+        t.add("d", 1.0)
+    md = t.markdown()
+    assert "| a\\|b | 1.23 | 12,345 |" in md and "| c | — | — |" in md
+    assert "|:---|---:|---:|" in md
+
+
+def test_line_chart_draws_one_line_per_series_and_one_dot_per_point():
+    svg = line_chart({"a": [(1, 1.0), (10, 0.1), (100, 0.01)], "b": [(2, 0.5)]}, title="t", x_label="x",
+                     y_label="y", log_x=True, log_y=True, markers_only={"b"})
+    root = ET.fromstring(svg)
+    ns = "{http://www.w3.org/2000/svg}"
+    assert len(root.findall(f"{ns}polyline")) == 1
+    assert len(root.findall(f"{ns}circle")) == 3 + 1 + 2     # points + legend dots
+    with pytest.raises(ValueError, match="no plottable"):
+        line_chart({"a": [(0, 1.0)]}, title="t", x_label="x", y_label="y", log_x=True)

@@ -1,0 +1,72 @@
+import subprocess
+import sys
+
+import pytest
+
+import aecore
+from tests.conftest import ROOT
+
+
+def cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "aecore", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_train_one_short_epoch_writes_a_checkpoint(tmp_path):
+    out, manifest = tmp_path / "m.pt", tmp_path / "manifest.json"
+    r = cli("--threads", "1", "train", "--model", "simple", "--code-size", "8", "--epochs", "1",
+            "--train-size", "1000", "--test-size", "200", "--out", str(out), "--manifest", str(manifest))
+    assert r.returncode == 0, r.stderr
+    assert "epoch 1/1" in r.stderr and "img/s" in r.stderr  # the progress bar
+    assert "m.pt" in r.stdout and "PSNR" in r.stdout
+    model = aecore.load_checkpoint(out)
+    assert model.code_size == 8 and model.training_info["command"].startswith("python -m aecore train --model simple")
+    assert model.history["epoch"] == [1] and model.metrics["images"] == 200
+    import json
+    entry = json.loads(manifest.read_text())["models"][0]
+    assert entry["file"] == "m.pt" and entry["metrics"]["mse"] == model.metrics["mse"]
+
+
+def test_existing_output_is_not_overwritten_without_force(tmp_path):
+    out = tmp_path / "keep.pt"
+    out.write_bytes(b"precious")
+    r = cli("train", "--model", "simple", "--epochs", "1", "--train-size", "100", "--out", str(out))
+    assert r.returncode == 2 and "exists; pass --force" in r.stderr and "Traceback" not in r.stderr
+    assert out.read_bytes() == b"precious"
+
+
+def test_evaluate_prints_a_table_of_the_shipped_models():
+    r = cli("evaluate", "--test-size", "300")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[:3] == ["model", "code", "bytes"]
+    names = [line.split()[0] for line in lines[2:]]
+    assert "simple-32" in names and "conv_upsample-32" in names
+
+
+def test_list_names_every_model():
+    r = cli("list")
+    assert r.returncode == 0 and all(name in r.stdout for name in aecore.list_models())
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "--model", "simple", "--out", "x.pt", "--lr", "5"], "error: lr must be"),
+    (["train", "--model", "simple", "--out", "x.pt", "--option", "depth"], "--option takes KEY=VALUE"),
+    (["train", "--model", "simple", "--out", "x.pt", "--option", "colour=red"], "has no option colour"),
+    (["train", "--model", "conv", "--code-size", "50", "--out", "x.pt"], "multiple of 49"),
+    (["evaluate", "--checkpoint", "missing.pt"], "missing.pt: cannot read the file"),
+    (["evaluate", "--checkpoint", "README.md"], "README.md: not a checkpoint file"),
+])
+def test_bad_input_gives_one_error_line_and_no_traceback(args, message, tmp_path):
+    r = cli(*args, cwd=tmp_path if "README.md" not in args else ROOT)
+    assert r.returncode != 0 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_wrong_model_name_is_refused_by_argparse():
+    r = cli("train", "--model", "resnet", "--out", "x.pt")
+    assert r.returncode == 2 and "invalid choice: 'resnet'" in r.stderr
+
+
+def test_debug_shows_the_traceback():
+    r = cli("--debug", "evaluate", "--checkpoint", "missing.pt")
+    assert r.returncode != 0 and "Traceback" in r.stderr

@@ -1,0 +1,93 @@
+import pytest
+import torch
+
+import aecore
+from aecore.models import UnknownModelError, model_options
+
+MODELS = aecore.list_models()
+
+
+@pytest.fixture(scope="module")
+def batch(mnist_test):
+    return mnist_test[0][:32]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_shapes_and_range(name, batch):
+    model = aecore.create_model(name)
+    z = model.encode(batch)
+    assert z.shape == (32, model.code_size)
+    out = model.decode(z)
+    assert out.shape == (32, 1, 28, 28)
+    recon = model.reconstruct(batch)
+    assert recon.shape == (32, 1, 28, 28)
+    assert 0 <= recon.min() and recon.max() <= 1
+    assert model.config == {**model_options(name), **{k: list(v) for k, v in model_options(name).items()
+                                                      if isinstance(v, tuple)}}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_code_size_is_configurable(name):
+    size = 98 if name == "conv" else 7
+    if name == "vae2d":
+        size = 3
+    model = aecore.create_model(name, code_size=size)
+    assert model.code_size == size
+    assert model.encode(torch.rand(2, 1, 28, 28)).shape == (2, size)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_few_steps_lower_the_loss(name, batch):
+    torch.manual_seed(0)
+    model = aecore.create_model(name).train()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(15):
+        torch.manual_seed(1)  # same VAE sample noise each step: compare like with like
+        loss, _ = model.loss(batch, batch)
+        first = loss.item() if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    torch.manual_seed(1)
+    assert model.loss(batch, batch)[0].item() < 0.9 * first
+
+
+def test_unknown_model_names_the_choices():
+    with pytest.raises(UnknownModelError, match="choose one of: simple, deep, conv"):
+        aecore.create_model("resnet")
+
+
+def test_unknown_option_names_the_valid_ones():
+    with pytest.raises(ValueError, match="valid options: code_size, width, mode"):
+        aecore.create_model("conv_upsample", colour="red")
+
+
+@pytest.mark.parametrize("name,config,message", [
+    ("simple", {"code_size": 0}, "code_size must be a positive integer"),
+    ("conv", {"code_size": 50}, "multiple of 49"),
+    ("conv_upsample", {"mode": "cubic"}, "mode must be"),
+    ("vae", {"beta": -1}, "beta must be"),
+])
+def test_bad_config_is_refused(name, config, message):
+    with pytest.raises(ValueError, match=message):
+        aecore.create_model(name, **config)
+
+
+def test_course_presets():
+    simple = aecore.create_model("simple")
+    linears = [m for m in simple.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(l.in_features, l.out_features) for l in linears] == [(784, 32), (32, 784)]
+    conv = aecore.create_model("conv")
+    kinds = [(type(m).__name__, getattr(m, "in_channels", None), getattr(m, "out_channels", None))
+             for m in conv.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert kinds == [("Conv2d", 1, 16), ("Conv2d", 16, 4), ("ConvTranspose2d", 4, 16), ("ConvTranspose2d", 16, 1)]
+    assert conv.code_size == 196
+
+
+def test_vae_samples_are_images():
+    vae = aecore.create_model("vae2d")
+    samples = vae.sample(5, torch.Generator().manual_seed(0))
+    assert samples.shape == (5, 1, 28, 28) and 0 <= samples.min() and samples.max() <= 1
+    again = vae.sample(5, torch.Generator().manual_seed(0))
+    assert torch.equal(samples, again)

@@ -1,0 +1,46 @@
+import pytest
+import torch
+
+from aecore.noise import NOISE_KINDS, add_noise
+
+
+@pytest.fixture
+def x(mnist_test):
+    return mnist_test[0][:32]
+
+
+@pytest.mark.parametrize("kind", NOISE_KINDS)
+def test_seeded_and_in_range(kind, x):
+    a, b, c = add_noise(x, kind, 0.3, 1), add_noise(x, kind, 0.3, 1), add_noise(x, kind, 0.3, 2)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1
+
+
+@pytest.mark.parametrize("kind", NOISE_KINDS)
+def test_level_zero_is_identity(kind, x):
+    assert torch.equal(add_noise(x, kind, 0.0, 0), x)
+
+
+def test_gaussian_sigma(x):
+    flat = torch.full((1000, 1, 28, 28), 0.5)
+    assert (add_noise(flat, "gaussian", 0.1, 0) - 0.5).std().item() == pytest.approx(0.1, rel=0.02)
+
+
+def test_salt_pepper_fraction():
+    flat = torch.full((200, 1, 28, 28), 0.5)
+    changed = (add_noise(flat, "salt_pepper", 0.2, 0) != 0.5).float().mean().item()
+    assert changed == pytest.approx(0.2, abs=0.01)
+
+
+def test_erasing_area():
+    ones = torch.ones(500, 1, 28, 28)
+    erased = (add_noise(ones, "erasing", 0.25, 0) == 0).float().mean().item()
+    assert erased == pytest.approx(0.25, abs=0.03)
+
+
+@pytest.mark.parametrize("kind,level,message", [("speckle", 0.1, "unknown noise"),
+                                                 ("salt_pepper", 1.5, "must be in"),
+                                                 ("gaussian", -1, "must be in")])
+def test_bad_arguments(kind, level, message, x):
+    with pytest.raises(ValueError, match=message):
+        add_noise(x, kind, level)

@@ -1,0 +1,107 @@
+import threading
+
+import pytest
+import torch
+
+import aecore
+from aecore.train import ConfigError, TrainConfig, TrainingDiverged, train
+
+TINY = dict(train_size=512, test_size=256, batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def images(mnist_test):
+    return mnist_test[0][:2000], mnist_test[0][-500:]
+
+
+def _train(images, name="simple", callback=None, stop=None, seed=0, **config):
+    torch.manual_seed(seed)
+    model = aecore.create_model(name)
+    result = train(model, *images, TrainConfig(**{**TINY, "seed": seed, **config}), callback, stop)
+    return model, result
+
+
+def test_reports_progress_and_lowers_the_test_loss(images):
+    events = []
+    model, result = _train(images, callback=events.append, epochs=3, lr=5e-3)
+    batches = [e for e in events if e.event == "batch"]
+    epochs = [e for e in events if e.event == "epoch"]
+    assert len(batches) == 3 * 8 and len(epochs) == 3
+    assert batches[-1].fraction == 1.0 and batches[0].fraction == pytest.approx(1 / 24)
+    assert all(e.images_per_s > 0 and e.eta_s >= 0 for e in events)
+    assert epochs[-1].eta_s == 0 and epochs[-1].test_mse == result.history["test_mse"][-1]
+    h = result.history
+    assert h["epoch"] == [1, 2, 3] and h["test_loss"][-1] < h["test_loss"][0]
+    assert not result.stopped and not model.training
+
+
+def test_same_seed_gives_the_same_weights(images):
+    a, _ = _train(images, name="conv_upsample", seed=3, noise="gaussian", noise_level=0.3)
+    b, _ = _train(images, name="conv_upsample", seed=3, noise="gaussian", noise_level=0.3)
+    c, _ = _train(images, name="conv_upsample", seed=4, noise="gaussian", noise_level=0.3)
+    same = [torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values())]
+    assert all(same)
+    assert not all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), c.state_dict().values()))
+
+
+def test_stop_keeps_the_model_trained_so_far(images):
+    stop = threading.Event()
+    initial = aecore.create_model("simple").state_dict()
+
+    def stop_after_three(p):
+        if p.event == "batch" and p.batch == 3:
+            stop.set()
+    model, result = _train(images, callback=stop_after_three, stop=stop, epochs=5)
+    assert result.stopped and result.history["epoch"] == []
+    changed = [not torch.equal(a, b) for a, b in zip(initial.values(), model.state_dict().values())]
+    assert any(changed)  # three steps were taken and kept
+    x = images[1][:8]
+    assert model.reconstruct(x).shape == x.shape
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_epoch(images):
+    torch.manual_seed(0)
+    model = aecore.create_model("simple")
+    seen = {}
+
+    def poison(p):
+        if p.event == "epoch":
+            seen["state"] = {k: v.clone() for k, v in model.state_dict().items()}
+            with torch.no_grad():
+                model.encoder[1].weight.fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match="loss became nan in epoch 2, batch 1.*lower learning rate"):
+        train(model, *images, TrainConfig(**TINY, epochs=3), poison)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, seen["state"][k])
+
+
+def test_denoising_objective_trains_on_noisy_inputs(images):
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def forward(self, x):
+            seen.append(x.detach().clone())
+            return x
+    torch.manual_seed(0)
+    model = aecore.create_model("simple")
+    model.encoder.insert(0, Spy())
+    train(model, images[0], None, TrainConfig(**TINY, epochs=1, noise="salt_pepper", noise_level=0.5))
+    first = seen[0]
+    assert ((first == 0) | (first == 1)).float().mean() > 0.5  # half the pixels are salt or pepper
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("lr", 10.0, "lr must be a number from 1e-06 to 1"), ("epochs", 0, "epochs must be an integer"),
+    ("batch_size", 2.5, "batch_size must be an integer"), ("noise", "blur", "noise must be one of"),
+    ("noise_level", -0.1, "noise_level must be"), ("epochs", True, "epochs must be"),
+    ("loss", "l1", "loss must be"), ("train_size", 0, "train_size must be a positive integer"),
+])
+def test_out_of_range_settings_are_refused(field, value, message, images):
+    with pytest.raises(ConfigError, match=message):
+        _train(images, **{field: value})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_uses_cuda_when_present(images):
+    model, _ = _train(images, epochs=1)
+    assert next(model.parameters()).device.type == "cpu"  # returned to the CPU after training
