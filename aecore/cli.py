@@ -174,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", nargs="+", help="evaluate these files instead of the shipped models")
     e.add_argument("--test-size", type=int, help="only the first N test images")
     e.set_defaults(func=cmd_evaluate)
+    from .compress import add_commands
+    add_commands(sub)
     return p
 
 

@@ -35,7 +35,7 @@ def environment() -> dict:
 def environment_line(env: dict) -> str:
     return (f"{env['date']} · torch {env['torch']} · {env['threads']} torch thread(s) · "
             f"{env['cores']} cores ({env['cpu']}) · Python {env['python']} · "
-            f"1-min load average {env['load']} at the start")
+            f"load average {env['load']} (1 min, this run included)")
 
 
 @dataclass

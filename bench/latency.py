@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from aecore import denoising
 from aecore.preprocess import to_mnist
 from aecore.shipped import shipped_models
 
@@ -55,10 +56,6 @@ def pipeline_rows(models: dict, repeats: int) -> list[tuple]:
     rows += [(f"{name}.reconstruct (1 image)", time_calls(lambda m=m: m.reconstruct(x), repeats))
              for name, m in models.items()]
     rows.append((f"whole path: to_mnist + all {len(models)} models", time_calls(whole, repeats)))
-    try:
-        from aecore import denoising
-    except ImportError:
-        return rows
     rows.append(("Draw page path: to_mnist + denoising.reconstructions (adds MSE/PSNR/SSIM)",
                  time_calls(lambda: denoising.reconstructions(to_mnist(drawing), models), repeats)))
     return rows
@@ -131,9 +128,18 @@ def server_start(browser=None, timeout: float = 90.0) -> dict:
                 out["rendered"] = rendered - start
                 out.update({"error": error} if error else {})
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(10)
+            stop(proc)
     return out
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """End the server and everything it started (its own process group)."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
 
 
 def render(browser, url: str, timeout: float) -> tuple[float, str | None]:

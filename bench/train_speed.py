@@ -19,7 +19,7 @@ from aecore.train import TrainConfig
 from .common import Table
 
 REFERENCE_BATCH, REFERENCE_LR = 20, 1e-3
-EVAL_EVERY_S = {False: 0.25, True: 0.02}  # quick -> how often (training seconds) our runs check the test MSE
+EVAL_EVERY_S = {False: 0.25, True: 0.02}  # {quick: s}: how often (in training seconds) our runs check the test MSE
 
 
 def reference_loader(limit: int | None = None, batch_size: int = REFERENCE_BATCH):
@@ -57,15 +57,14 @@ class Clock:
         return next(((t, n) for t, n, m in self.curve if m <= target), None)
 
 
-def reference_train(model, loader, test: torch.Tensor, checkpoints: int = 20,
-                    max_batches: int | None = None) -> Clock:
-    """One epoch (or `max_batches`) of the classic loop; the test MSE is taken
-    `checkpoints` times, spread evenly, with the clock paused."""
+def reference_train(model, loader, test: torch.Tensor, checkpoints: int = 20) -> Clock:
+    """One epoch of the classic loop; the test MSE is taken `checkpoints` times, spread
+    evenly, with the clock paused."""
     torch.set_flush_denormal(False)   # the PyTorch default, which the notebooks keep
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=REFERENCE_LR)
     criterion = nn.MSELoss()
-    total = min(len(loader), max_batches or len(loader))
+    total = len(loader)
     every = max(1, total // checkpoints)
     clock, seen = Clock(model, test), 0
     for i, (images, _) in enumerate(loader, 1):
@@ -76,8 +75,6 @@ def reference_train(model, loader, test: torch.Tensor, checkpoints: int = 20,
         seen += len(images)
         if i % every == 0 or i == total:
             clock.checkpoint(seen)
-        if i == total:
-            break
     return clock
 
 
@@ -112,9 +109,11 @@ def race(quick: bool) -> tuple[list[tuple[str, Clock]], float, int]:
     torch.manual_seed(0)
     ref = reference_train(aecore.create_model("simple", code_size=32), reference_loader(limit), test)
     target = ref.curve[-1][2]
-    settings = [("aecore.train, the reference's settings (batch 20, Adam 1e-3, MSE)",
-                 TrainConfig(epochs=1 if quick else 2, batch_size=20, lr=1e-3, loss="mse", train_size=limit)),
-                ("aecore.train, its defaults (batch 128, Adam 2e-3 cosine, BCE)", TrainConfig(epochs=3))]
+    short, long = (1, 3) if quick else (2, 10)
+    settings = [(f"aecore.train, the reference's settings (batch 20, Adam 1e-3, MSE; cosine over {short} epochs)",
+                 TrainConfig(epochs=short, batch_size=20, lr=1e-3, loss="mse", train_size=limit)),
+                (f"aecore.train, its defaults (batch 128, Adam 2e-3, BCE; cosine over {long} epochs)",
+                 TrainConfig(epochs=long))]
     runs = [(REFERENCE, ref)]
     for name, config in settings:
         torch.manual_seed(0)
@@ -126,7 +125,7 @@ def race(quick: bool) -> tuple[list[tuple[str, Clock]], float, int]:
 def time_to_target(quick: bool) -> Table:
     runs, target, tested = race(quick)
     ref_time = runs[0][1].first_reaching(target)[0]
-    ours = runs[-1][1].first_reaching(target)
+    hits = [hit[0] for _, clock in runs[1:] if (hit := clock.first_reaching(target))]
     table = Table(f"Training speed: time to reach test MSE {target:.4f} (simple autoencoder, code 32)"
                   + (" (quick: 2,000-image reference run)" if quick else ""),
                   ["trainer", "training s to target", "images seen", "images/s", "best test MSE",
@@ -140,12 +139,12 @@ def time_to_target(quick: bool) -> Table:
     table.notes.append(
         f"Target = the reference's test MSE after {'its 2,000-image run' if quick else 'one epoch (60,000 images)'};"
         f" test MSE on {tested:,} test images, measured with the clock paused. Training time excludes "
-        "building the datasets. '—': target not reached (our runs stop after 1-3 epochs). "
-        "The issue's goal: our trainer at least 20x sooner. Measured earlier on this machine: the reference "
-        "needs about 250 s for its epoch and ends at test MSE 0.0197.")
-    table.headline = (f"Training speed: aecore.train reaches the reference loop's test MSE ({target:.4f}) in "
-                      f"{ours[0]:.1f} s against the reference's {ref_time:.1f} s: {ref_time / ours[0]:.0f}x sooner "
-                      "(goal: 20x)." if ours else
+        "building the datasets. '—': target not reached within the epochs given. "
+        "The issue's goal: our trainer at least 20x sooner. The issue quotes about 250 s and test MSE 0.0197 "
+        "for the reference's epoch, measured on this machine under other load; this table is this run's.")
+    table.headline = (f"Training speed: aecore.train reaches the reference loop's one-epoch test MSE ({target:.4f}) "
+                      f"in {min(hits):.1f} s against the reference's {ref_time:.1f} s: {ref_time / min(hits):.1f}x "
+                      "sooner (goal: 20x)." if hits else
                       f"Training speed: aecore.train did not reach the reference's test MSE {target:.4f}.")
     return table
 
