@@ -2,11 +2,14 @@
 session, and image rendering. Pages call these and `aecore`; nothing here does maths."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import streamlit as st
 import torch
 
 import aecore
+import aecore.metrics
 from aecore.shipped import ShippedModel, shipped_models
 
 SESSION_MODELS = "session_models"   # st.session_state key: {label: model}
@@ -16,6 +19,8 @@ SESSION_MODELS = "session_models"   # st.session_state key: {label: model}
 def shipped() -> list[ShippedModel]:
     """Every model in weights/, loaded once per server; unusable files carry an error."""
     torch.set_num_threads(1)  # inference is tiny; leave the other core to training
+    # SSIM's first call imports torchmetrics (~2 s): do it now, off the page's critical path
+    threading.Thread(target=aecore.metrics.ssim, args=(torch.zeros(1, 1, 28, 28),) * 2, daemon=True).start()
     return shipped_models()
 
 
@@ -43,7 +48,8 @@ def available_models(denoisers: bool | None = None) -> dict:
     out = {s.name: s.model for s in shipped()
            if s.model is not None and (denoisers is None or s.is_denoiser == denoisers)}
     if denoisers is not True:
-        out.update({f"{k} (this session)": m for k, m in session_models().items()})
+        # a copy: a training thread may add a model while we iterate
+        out.update({f"{k} (this session)": m for k, m in dict(session_models()).items()})
     return out
 
 

@@ -137,8 +137,10 @@ def unpack(data: bytes, label: str = "file") -> Packed:
     if len(data) < head + 4:
         raise fail(f"truncated: {len(data)} bytes, the header alone needs {head + 4}")
     (payload_len,) = struct.unpack_from("<I", data, head)
-    if len(data) != head + 4 + payload_len + 4:
-        raise fail(f"truncated or padded: {len(data)} bytes, expected {head + 8 + payload_len}")
+    if len(data) < head + 8 + payload_len:
+        raise fail(f"truncated: {len(data)} bytes, expected {head + 8 + payload_len}")
+    if len(data) > head + 8 + payload_len:
+        raise fail(f"{len(data) - head - 8 - payload_len} unexpected bytes after the end of the data")
     if zlib.crc32(data[:-4]) != struct.unpack_from("<I", data, len(data) - 4)[0]:
         raise fail("corrupt: the checksum does not match")
     codec = {v: k for k, v in CODECS.items()}.get(codec_id)

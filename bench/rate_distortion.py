@@ -162,7 +162,16 @@ def markdown(results: dict, t: Table) -> str:
         "each 28×28 image as a file of its own (Pillow); gzip compresses all raw pixels at once.", "",
         "## Where the autoencoder stops beating WebP", "", results["summary"]["text"], "",
         t.markdown(), "The same table, as a chart, is on the app's **Compression** page "
-        "(`docs/rate_distortion.json`).", ""])
+        "(from `docs/rate_distortion.json`).", "",
+        "## Compress and decompress yourself", "", "```sh",
+        "python -m aecore compress --model conv_upsample-32 --bits 6 --out test.aecz   # the test split",
+        "python -m aecore decompress test.aecz --out test.npy          # or --out folder/ for PNGs",
+        "python -m aecore compress --images my_digits/ --checkpoint my.pt --out mine.aecz", "```", "",
+        "The file: the marker `AECZ`, format version, codec, bits, image count, code size, the model's "
+        "name and config, a 16-byte fingerprint of its weights (decoding with any other model is refused), "
+        "each code dimension's minimum and step (float32), the lzma/zlib payload (the symbols, one "
+        "dimension after another) and a CRC-32 of everything before it (corrupt or truncated files are "
+        "refused). See `aecore/compress.py`.", ""])
 
 
 def main(argv: list[str] | None = None) -> int:

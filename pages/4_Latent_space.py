@@ -53,6 +53,10 @@ def scatter(xy, idx, labels, title):
 def map_tab(key, model, codes, images, labels, i):
     methods = (["direct"] if model.code_size == 2 else []) + ["pca", "tsne"]
     method = st.radio("Projection", methods, format_func=METHODS.get, horizontal=True)
+    if method == "tsne":
+        st.caption(f"t-SNE is slow on a small CPU, so it maps a seeded random subset of "
+                   f"{latent.TSNE_POINTS:,} test digits; the first map per model takes 10–30 s, then "
+                   "it is cached.")
     left, right = st.columns([4, 1])
     with left:
         xy, idx = map_of(key, method, codes)
@@ -68,8 +72,8 @@ def interpolate_tab(model, images, labels):
     a, ka = c[0].selectbox("From digit", range(10), 1), c[1].number_input("example", 0, 999, 0, key="ka")
     b, kb = c[2].selectbox("to digit", range(10), 7), c[3].number_input("example", 0, 999, 0, key="kb")
     steps = c[4].slider("Steps", 3, 14, 10)
-    spherical = st.toggle("Spherical (slerp)", hasattr(model, "sample"),
-                          help="Follow a great circle instead of the straight line: a VAE's codes lie near a shell.")
+    spherical = st.toggle("Spherical (slerp)", hasattr(model, "sample"), help="Follow a great "
+                          "circle instead of the straight line: a VAE's codes lie near a shell.")
     ia, ib = latent.nth_of_class(labels, a, ka), latent.nth_of_class(labels, b, kb)
     path = latent.interpolate(model, images[ia], images[ib], steps, spherical)
     ui.image_row([images[ia], *path, images[ib]], [f"#{ia}", *[""] * steps, f"#{ib}"], scale=3)
@@ -88,10 +92,10 @@ def generate_tab(model, codes, labels):
         px_levels = latent.manifold_pixel_levels(n)
         fig = px.imshow(latent.tile(latent.manifold_grid(model, n), n), binary_string=True,
                         x=px_levels, y=px_levels[::-1], zmin=0, zmax=1)
-        lv, lab = latent.to_levels(codes).numpy(), labels.numpy()
-        fig.add_traces([go.Scattergl(x=lv[lab == d, 0], y=lv[lab == d, 1], mode="markers", name=str(d),
-                                     marker=dict(size=3, opacity=0.5)) for d in range(10)])
-        fig.update_layout(height=700, title="Decoded plane at the Gaussian quantiles 5%…95%, test codes on top",
+        if st.toggle("Overlay the codes of 2,000 test digits", True):
+            idx = latent.subset_indices(len(codes), 2000)
+            fig.add_traces(scatter(latent.to_levels(codes[idx]).numpy(), idx, labels.numpy(), "").data)
+        fig.update_layout(height=700, title="Decoded plane at the Gaussian quantiles 5%…95%",
                           xaxis_title="Φ(z₁)", yaxis_title="Φ(z₂)", legend_title_text="digit")
         st.plotly_chart(fig, width="stretch")
 

@@ -12,12 +12,12 @@ SCALE = 6   # enlarged pixels, so a 2-pixel pattern shows
 st.set_page_config(page_title="Checkerboard · MNIST Autoencoder Lab", page_icon="🏁", layout="wide")
 st.title("Checkerboard artifacts")
 st.markdown(
-    "A transposed convolution paints each input value into the output through its kernel; "
-    "with kernel 2 and stride 2 every output pixel comes from exactly one kernel position, so "
-    "each 2×2 block is a copy of the same kernel and the tiling imprints a periodic pattern "
-    "(uneven overlap, whenever the kernel size is not a multiple of the stride, does the same). "
-    "Resizing first and then convolving gives every output pixel the same kind of contributions, "
-    "so the pattern has nowhere to come from — Odena, Dumoulin & Olah, "
+    "A transposed convolution paints every input position into the output through its kernel; "
+    "with kernel 2 and stride 2 each output pixel comes from exactly one kernel position, so every "
+    "2×2 output block is drawn on its own from the same kernel weights and the tiling imprints a "
+    "periodic pattern (a kernel size that is not a multiple of the stride overlaps unevenly and "
+    "does the same). Resizing first and then convolving gives every output pixel the same kind of "
+    "contributions, so the pattern has nowhere to come from — Odena, Dumoulin & Olah, "
     "[*Deconvolution and Checkerboard Artifacts*](https://distill.pub/2016/deconv-checkerboard/), "
     "Distill 2016.")
 st.caption("**Grid ratio**: how much larger the jumps between neighbouring pixels are across the "
@@ -52,8 +52,8 @@ ui.image_row(batch, [f"input #{start + i}" for i in range(6)], SCALE)
 for name, model in models.items():
     recon = model.reconstruct(batch)
     st.markdown(f"**{name}** — {PAIR[name]}")
-    ui.image_row(recon, [f"grid {g:.2f}× · share {c:.3f}" for g, c in
-                         zip(cb.grid_ratio(recon[:, 0]), cb.checkerboard_share((recon - batch)[:, 0]))], SCALE)
+    grids, shares = cb.grid_ratio(recon[:, 0]), cb.checkerboard_share((recon - batch)[:, 0])
+    ui.image_row(recon, [f"grid {g:.2f}× · share {c:.3f}" for g, c in zip(grids, shares)], SCALE)
     ui.image_row(cb.signed_to_unit(recon - batch), ["error (grey = 0)"] * 6, SCALE)
 
 st.subheader("Measured on the full test set (10,000 digits)")
@@ -75,7 +75,7 @@ for name, r in reports.items():
     pictures += [cb.signed_to_unit(r["mean_error"], scale),
                  cb.signed_to_unit(cb.periodic_component(r["mean_error"]), scale)]
     notes += [f"{name}: mean error (±{scale:.3f})", f"{name}: its 2×2-periodic part"]
-ui.image_row(pictures, notes, SCALE)
+ui.image_row(pictures, notes, 8)
 
 st.subheader("The decoders' answer to random codes")
 seed = st.number_input("Seed", 0, 10**6, 0)

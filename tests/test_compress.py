@@ -92,7 +92,7 @@ def test_bad_or_truncated_files_are_refused_with_the_reason(model, images):
     data = compress.compress_images(model, images, 6)
     cases = {b"": "no AECZ marker", b"PK\x03\x04" + data[4:]: "no AECZ marker",
              data[:3]: "no AECZ marker", data[:20]: "truncated", data[:-1]: "truncated",
-             data[: len(data) // 2]: "truncated", data + b"\0": "padded",
+             data[: len(data) // 2]: "truncated", data + b"\0": "1 unexpected bytes after the end",
              data[:-30] + bytes([data[-30] ^ 1]) + data[-29:]: "checksum",
              with_crc(data[:4] + b"\x09" + data[5:-4]): "version 9"}
     for bad, reason in cases.items():
@@ -199,6 +199,15 @@ def test_a_failed_write_leaves_the_previous_file_whole(tmp_path, checkpoint):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.aecz", "model.pt"]
     with pytest.raises(WriteError):   # a folder where the file should go
         run_cli("compress", "--count", 5, "--checkpoint", checkpoint, "--out", file / "x.aecz")
+
+
+def test_the_command_line_prints_one_line_errors(tmp_path, capsys):
+    from aecore.cli import main
+    bad = tmp_path / "bad.aecz"
+    bad.write_bytes(b"nonsense")
+    assert main(["decompress", str(bad), "--out", str(tmp_path / "x.npy")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {bad}: not an aecore compressed file (no AECZ marker)"
+    assert not (tmp_path / "x.npy").exists()
 
 
 def test_missing_results_say_how_to_make_them(tmp_path):
