@@ -19,9 +19,16 @@ SESSION_MODELS = "session_models"   # st.session_state key: {label: model}
 def shipped() -> list[ShippedModel]:
     """Every model in weights/, loaded once per server; unusable files carry an error."""
     torch.set_num_threads(1)  # inference is tiny; leave the other core to training
-    # SSIM's first call imports torchmetrics (~2 s): do it now, off the page's critical path
-    threading.Thread(target=aecore.metrics.ssim, args=(torch.zeros(1, 1, 28, 28),) * 2, daemon=True).start()
+    threading.Thread(target=_warm_up, daemon=True).start()
     return shipped_models()
+
+
+def _warm_up() -> None:
+    """SSIM's first call imports torchmetrics (~2 s): pay it off the pages' critical path."""
+    try:
+        aecore.metrics.ssim(torch.zeros(1, 1, 28, 28), torch.zeros(1, 1, 28, 28))
+    except Exception:  # e.g. the interpreter is shutting down; the first real call retries
+        pass
 
 
 @st.cache_resource(show_spinner="Loading the MNIST test set…")

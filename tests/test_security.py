@@ -40,30 +40,43 @@ def config():
 def test_server_binds_to_loopback_with_an_upload_limit(config):
     server = config["server"]
     assert server["address"] == "127.0.0.1"
-    assert server["maxUploadSize"] == 5  # MB, per file
+    assert 1 <= server["maxUploadSize"] <= 64  # MB per file; Streamlit's default is 200
     assert server.get("enableXsrfProtection", True) is True  # Streamlit's default: keep it
     assert server.get("enableCORS", True) is True
     assert server.get("enableStaticServing", False) is False  # no folder served as-is
     assert config["browser"]["gatherUsageStats"] is False  # nothing phones home
 
 
-def test_draw_page_limit_matches_the_server_limit(config):
-    tree = ast.parse((ROOT / "pages" / "1_Draw.py").read_text())
-    [max_mb] = [n.value.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
-                and any(getattr(t, "id", None) == "MAX_MB" for t in n.targets)]
-    assert max_mb == config["server"]["maxUploadSize"]
+def _uploader_limits(page: str) -> list:
+    """The max_upload_size argument of each st.file_uploader call in `page` (None: absent),
+    with MAX_MB-style module constants resolved."""
+    tree = ast.parse((ROOT / "pages" / page).read_text())
+    constants = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
+                 and isinstance(n.value, ast.Constant) for t in n.targets if isinstance(t, ast.Name)}
+    limits = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _name(node.func).endswith("file_uploader"):
+            arg = _keyword(node, "max_upload_size")
+            limits.append(arg.value if isinstance(arg, ast.Constant) else
+                          constants.get(getattr(arg, "id", None)))
+    return limits
 
 
-@pytest.mark.xfail(strict=True, reason="deep checkpoints (11.4 MB) exceed server.maxUploadSize=5, so a "
-                   "model trained and downloaded on the Train page cannot be uploaded again: the lead "
-                   "raises maxUploadSize to 16 and keeps 5 MB for images (1_Draw.py checks it itself)")
+def test_image_uploads_are_limited_to_5_mb():
+    """The server-wide cap is sized for checkpoints; the image uploader sets its own 5 MB
+    (and 1_Draw.py checks the bytes itself too: a forged client can skip the frontend)."""
+    assert _uploader_limits("1_Draw.py") == [5]
+
+
 def test_every_checkpoint_the_train_page_makes_can_be_uploaded_again(config):
+    """Train page: train, download, upload later. The largest model it offers must fit the
+    server's cap, which must not exceed what aecore.load_checkpoint accepts."""
     import aecore
     from aecore import jobs
-    from aecore.checkpoint import checkpoint_bytes
+    from aecore.checkpoint import MAX_BYTES, checkpoint_bytes
     largest = max(len(checkpoint_bytes(aecore.create_model(name, code_size=max(jobs.code_sizes(name)))))
                   for name in aecore.list_models())
-    assert largest <= config["server"]["maxUploadSize"] * 2**20
+    assert largest <= config["server"]["maxUploadSize"] * 2**20 <= MAX_BYTES
 
 
 @pytest.mark.browser  # starts a real server, as the browser tests do
