@@ -1,4 +1,5 @@
 """Draw a digit (or upload a picture of one) and watch every autoencoder rebuild it."""
+import re
 import time
 
 import plotly.graph_objects as go
@@ -11,7 +12,7 @@ from aecore.preprocess import ImageError, load_image, to_mnist
 
 CANVAS = "draw_canvas"         # widget key prefix; a new suffix (after Clear) empties the canvas
 CLEARS = "draw_canvas_clears"  # session_state: how often Clear was pressed
-MAX_MB = 5                     # upload limit, as .streamlit/config.toml server.maxUploadSize
+MAX_MB = 5                     # image upload limit (the server-wide cap is sized for checkpoints)
 
 st.set_page_config(page_title="Draw · MNIST Autoencoder Lab", page_icon="✏️", layout="wide")
 st.title("Draw a digit")
@@ -27,21 +28,37 @@ def canvas_input():
         st.session_state[CLEARS] = st.session_state.get(CLEARS, 0) + 1
         st.session_state.pop("drawing", None)
     with canvas_col:
+        try:  # what the browser sent is untrusted: the PNG gets the same checks as an upload
+            png, drawn = read_canvas(width)
+            start = time.perf_counter()
+            digit = None if png is None else to_mnist(load_image(png, max_bytes=MAX_MB * 1_000_000))
+        except ImageError as e:
+            st.error(f"Cannot read the drawing: {e}. Press Clear and draw again.")
+            return None, time.perf_counter()
+    if digit is None and drawn:
+        st.info("No digit found: the strokes cover the canvas evenly. Press Clear and draw one digit.")
+    elif digit is None:
+        st.info("Draw a digit on the black canvas, with the mouse or a finger.")
+    return digit, start
+
+
+def read_canvas(width: int) -> tuple[bytes | None, bool]:
+    """The PNG the canvas sent (None before the first stroke) and whether it has strokes.
+    Its value comes from the browser; a malformed one (a forged message) is an ImageError."""
+    try:
         result = st_canvas(stroke_width=width, stroke_color="#FFFFFF", background_color="#000000",
                            width=280, height=280, update_streamlit=True, return_image_data=True,
                            key=f"{CANVAS}_{st.session_state.get(CLEARS, 0)}")
-    start = time.perf_counter()
-    image = result.image_data  # decodes the PNG the canvas sent
-    digit = None if image is None else to_mnist(image)
-    if digit is None:
-        st.info("Draw a digit on the black canvas, with the mouse or a finger.")
-    return digit, start
+        drawn = isinstance(result.json_data, dict) and bool(result.json_data.get("objects"))
+        return result.image_bytes, drawn  # the "data:image/png;base64,..." URL, decoded
+    except (AttributeError, TypeError, ValueError) as e:  # not a dict / str / base64 where expected
+        raise ImageError("the canvas sent malformed data") from e
 
 
 def upload_input():
     """(28,28) digit from an uploaded picture or None, and when the bytes arrived."""
     file = st.file_uploader(f"A PNG or JPEG of one digit, dark on light or light on dark, any size up "
-                            f"to {MAX_MB} MB", type=["png", "jpg", "jpeg"])
+                            f"to {MAX_MB} MB", type=["png", "jpg", "jpeg"], max_upload_size=MAX_MB)
     start = time.perf_counter()
     if file is None:
         st.info("Upload a picture of a single handwritten digit.")
@@ -49,11 +66,18 @@ def upload_input():
     try:
         digit = to_mnist(load_image(file.getvalue(), max_bytes=MAX_MB * 1_000_000))
     except ImageError as e:
-        st.error(f"Cannot use **{file.name}**: {e}.")
+        st.error(f"Cannot use {literal(file.name)}: {e}.")
         return None, start
     if digit is None:
-        st.info(f"**{file.name}** looks blank: no digit found in it.")
+        st.info(f"{literal(file.name)} looks blank: no digit found in it.")
     return digit, start
+
+
+def literal(text: str) -> str:
+    """`text` as a Markdown code span, shown exactly as typed: a file name is user input and
+    must not format, link or load anything (escaping alone leaves http://... autolinked)."""
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    return f"{fence} {text} {fence}"
 
 
 def code_chart(code, label):

@@ -19,7 +19,7 @@ st.markdown(
 
 
 def chart(rows: list[dict], y: str) -> go.Figure:
-    """Bytes per image (log) against `y`; a line per method, lossless references as markers."""
+    """Bytes per image (log) against `y`: a line per method, lossless references as vertical lines."""
     fig = go.Figure()
     for method in dict.fromkeys(r["method"] for r in rows if r["family"] != "lossless"):
         pts = sorted((r for r in rows if r["method"] == method), key=lambda r: r["bytes_per_image"])

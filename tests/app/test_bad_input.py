@@ -141,12 +141,15 @@ def test_extreme_stroke_widths_are_fitted_like_mnist(run_page, usable, width):
     ("data:image/png;base64," + base64.b64encode(encode(Image.new("L", (5000, 4000)))).decode(),
      "image is 5000x4000 pixels; the limit is 16,777,216 pixels"),
     ("data:image/png;base64," + base64.b64encode(encode(seven())[:900]).decode(), "truncated or corrupt"),
-    ("not a data url", "the canvas sent no base64 image data"),
+    ("not a data url", "the canvas sent malformed data"),
     ("data:image/png;base64,@@@", "not a PNG, JPEG"),  # b64decode drops what is not base64
-], ids=["not-png", "bomb", "too-many-pixels", "truncated", "no-base64", "bad-base64"])
+    (5, "the canvas sent malformed data"),
+    ({"drawing": 5}, "the canvas sent malformed data"),  # the whole value, not just the PNG
+], ids=["not-png", "bomb", "too-many-pixels", "truncated", "no-base64", "bad-base64", "data-5", "drawing-5"])
 def test_forged_canvas_messages_are_refused_with_a_reason(run_page, usable, data_url, reason):
     """A client can put anything in the canvas value; it is decoded with the upload's limits."""
-    at = run_page(DRAW, **{CANVAS_KEY: canvas_value(data_url)})
+    value = data_url if isinstance(data_url, dict) else canvas_value(data_url)
+    at = run_page(DRAW, **{CANVAS_KEY: value})
     assert not at.exception
     [error] = texts(at.error)
     assert error.startswith("Cannot read the drawing: ") and reason in error, error
@@ -236,25 +239,25 @@ def test_blank_upload_says_so(run_page):
     at = upload(run_page, "white.png", encode(Image.new("RGB", (300, 200), "white")))
     assert not at.error
     [info] = texts(at.info)
-    assert info.endswith("** looks blank: no digit found in it.") and shown_name(info) == "white.png"
+    assert info == "` white.png ` looks blank: no digit found in it."
 
 
 def shown_name(message: str) -> str:
-    """The file name in 'Cannot use **NAME**: ...' or '**NAME** looks blank', unescaped."""
-    bold = message.split("**")[1]
-    return re.sub(r"\\(.)", r"\1", bold)
+    """The file name in a message, which must show it as a Markdown code span ("`name`",
+    with a longer fence if the name has backticks): code spans never format or link."""
+    m = re.search(r"(`+) (.*?) \1(?!`)", message)
+    assert m, message
+    return m[2]
 
 
 @pytest.mark.parametrize("name", ["my_digit_*7*.png", "[click](javascript:alert(1)).png", "<b>x</b>.png",
-                                  "![x](http://example.com/t).png"])  # Streamlit refuses other extensions
+                                  "![x](http://example.com/t).png", "a `b` ``c``.png"])
 def test_file_names_are_shown_literally_not_as_markdown(run_page, name):
     """A file name is user input: markdown in it must not format, link or load anything."""
     at = upload(run_page, name, b"not an image")
     [error] = texts(at.error)
-    shown = error.removeprefix("Cannot use **").rsplit("**: ", 1)[0]
     assert shown_name(error) == name
-    for c in "*_[]()<>!":
-        assert c not in shown.replace("\\" + c, "")  # every markdown character is escaped
+    assert error.startswith("Cannot use `") and error.endswith(": not a PNG, JPEG, GIF, BMP, WEBP or TIFF image.")
 
 
 # --------------------------------------------------------------------------- checkpoint uploads (Train)
@@ -297,6 +300,21 @@ def test_bad_checkpoint_uploads_are_refused_with_the_reason(run_page, case):
     good = checkpoint_bytes(aecore.create_model("simple", code_size=4))
     at.file_uploader(key="train_upload").upload("good.pt", good).run()   # the next one loads
     assert not at.error and "good" in at.session_state["session_models"]
+
+
+@pytest.mark.xfail(strict=True, reason="3_Train.py puts the upload's file name into Markdown as is (st.error "
+                   "via the CheckpointError label, st.success via the session label): the lead or Train "
+                   "helper shows it as a code span, see the helper's report")
+@pytest.mark.parametrize("good", [True, False], ids=["loaded", "refused"])
+def test_checkpoint_file_names_are_shown_literally(run_page, good):
+    name = "my_[notes](http://example.com)_*7*.pt"
+    data = checkpoint_bytes(aecore.create_model("simple", code_size=4)) if good else b"not a checkpoint"
+    at = run_page(TRAIN)
+    at.file_uploader(key="train_upload").upload(name, data).run()
+    assert not at.exception
+    [message] = texts(at.success if good else at.error)
+    outside_code = re.sub(r"(`+) .*? \1(?!`)", "", message)
+    assert "](" not in outside_code and "*7*" not in outside_code, message
 
 
 # --------------------------------------------------------------------------- training settings (Train)

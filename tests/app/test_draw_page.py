@@ -91,7 +91,7 @@ def upload(run_page, name, data, mime="image/png"):
 
 def test_bad_upload_shows_an_error(run_page):
     at = upload(run_page, "digit.png", b"this is not an image")
-    assert any("digit.png" in t and "not a PNG" in t for t in texts(at.error))
+    assert any("` digit.png `" in t and "not a PNG" in t for t in texts(at.error))  # name as code: literal
     assert len(at.image) == 0
 
 
