@@ -44,5 +44,8 @@ for path, label, text in [
         ("pages/1_Draw.py", "Draw", "draw a digit and watch every model rebuild it"),
         ("pages/2_Denoise.py", "Denoise", "add noise and compare a denoising autoencoder with a median filter"),
         ("pages/3_Train.py", "Train", "train your own model live, in under a minute"),
+        ("pages/4_Latent_space.py", "Latent space", "see the digits cluster, walk from a 1 to a 7, sample new digits"),
+        ("pages/5_Checkerboard.py", "Checkerboard", "why upsampling beats transpose convolution"),
+        ("pages/6_Compression.py", "Compression", "how many bytes an autoencoder needs per digit vs PNG, JPEG, WebP"),
 ]:
     st.page_link(path, label=f"**{label}** — {text}")

@@ -27,6 +27,7 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException as e:
         with contextlib.suppress(OSError):
@@ -34,6 +35,12 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
         if isinstance(e, OSError) and not isinstance(e, WriteError):
             raise WriteError(f"cannot write {path}: {e.strerror or e}") from e
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -26,7 +26,8 @@ from aecore.shipped import shipped_models
 from .common import Table, environment
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-FULL = dict(bits=(4, 6, 8), pca_extra=(8, 64), jpeg=(5, 10, 25, 50, 75, 90), webp=(0, 5, 10, 25, 50, 75, 90))
+FULL = dict(bits=(4, 6, 8), pca_extra=(8, 64), jpeg=(5, 10, 25, 50, 75, 90),
+            webp=(0, 1, 2, 3, 5, 10, 25, 50, 75, 90))
 QUICK = dict(bits=(4, 8), pca_extra=(), jpeg=(10, 50), webp=(0, 10, 50))
 TARGET_BYTES = 32
 NAMES = {"png": "PNG", "jpeg": "JPEG", "webp": "WebP"}
@@ -82,59 +83,72 @@ def measure(images: torch.Tensor, settings: dict, log=print) -> tuple[list[dict]
     return rows + codec_rows(images, settings), used
 
 
-def frontier(rows: list[dict]) -> list[dict]:
-    """The rows no other row beats: fewer bytes and at least as much PSNR. By bytes."""
+def frontier(rows: list[dict], key: str = "psnr") -> list[dict]:
+    """The rows no other row beats (fewer bytes and at least as good `key`), by bytes."""
     out = []
-    for r in sorted(rows, key=lambda r: (r["bytes_per_image"], -r["psnr"])):
-        if not out or r["psnr"] > out[-1]["psnr"]:
+    for r in sorted(rows, key=lambda r: (r["bytes_per_image"], -r[key])):
+        if not out or r[key] > out[-1][key]:
             out.append(r)
     return out
 
 
-def best_at(rows: list[dict], size: float) -> dict | None:
+def best_at(rows: list[dict], size: float, key: str = "psnr") -> dict | None:
     fits = [r for r in rows if r["bytes_per_image"] <= size]
-    return max(fits, key=lambda r: r["psnr"]) if fits else None
+    return max(fits, key=lambda r: r[key]) if fits else None
+
+
+def crossover(ae: list[dict], webp: list[dict], key: str) -> dict:
+    """The smallest size from which the best WebP file within that size is at least as good
+    (by `key`) as the best autoencoder file within it, and where (if) an autoencoder leads again."""
+    point = lambda r: r and {k: r[k] for k in ("method", "setting", "bytes_per_image", key)}
+    sizes = sorted({r["bytes_per_image"] for r in ae + webp})
+    ae_wins = lambda b: best_at(webp, b, key) is None or best_at(ae, b, key)[key] > best_at(webp, b, key)[key]
+    lose = next((b for b in sizes if best_at(ae, b, key) and not ae_wins(b)), None)
+    regain = lose and next((b for b in sizes if b > lose and ae_wins(b)), None)
+    return {"bytes": lose, "regain_bytes": regain, "webp": point(lose and best_at(webp, lose, key)),
+            "autoencoder": point(lose and best_at(ae, lose, key))}
 
 
 def summarize(rows: list[dict]) -> dict:
-    """Where the autoencoders stop beating WebP, and the target check at 32 bytes."""
-    ae = frontier([r for r in rows if r["family"] == "autoencoder"])
-    webp = frontier([r for r in rows if r["method"] == "WebP"])
-    point = lambda r: r and {k: r[k] for k in ("method", "setting", "bytes_per_image", "psnr")}
+    """Where the autoencoders stop beating WebP (by PSNR, and by SSIM), and the target check."""
+    ae = [r for r in rows if r["family"] == "autoencoder"]
+    webp = [r for r in rows if r["method"] == "WebP"]
+    point = lambda r: r and {k: r[k] for k in ("method", "setting", "bytes_per_image", "psnr", "ssim")}
     out = {"target_bytes": TARGET_BYTES, "target": point(best_at(ae, TARGET_BYTES))}
     if not ae or not webp:
         return out | {"text": "No autoencoder or no WebP results to compare."}
-    # At each size: does the best autoencoder within that size beat the best WebP within it?
-    sizes = sorted({r["bytes_per_image"] for r in ae + webp})
-    ae_wins = lambda b: best_at(webp, b) is None or best_at(ae, b)["psnr"] > best_at(webp, b)["psnr"]
-    lose = next((b for b in sizes if best_at(ae, b) and not ae_wins(b)), None)
-    regain = lose and next((b for b in sizes if b > lose and ae_wins(b)), None)
-    out.update(webp_min=point(webp[0]), ae_best=point(ae[-1]), crossover_bytes=lose, regain_bytes=regain,
-               webp_there=point(lose and best_at(webp, lose)), ae_there=point(lose and best_at(ae, lose)))
+    out.update(webp_min=point(frontier(webp)[0]), ae_best=point(frontier(ae)[-1]),
+               psnr=crossover(frontier(ae), frontier(webp), "psnr"),
+               ssim=crossover(frontier(ae, "ssim"), frontier(webp, "ssim"), "ssim"))
     return out | {"text": summary_text(out)}
 
 
 def summary_text(s: dict) -> str:
-    w, t, top, lose = s["webp_min"], s["target"], s["ae_best"], s["crossover_bytes"]
+    w, t, top, by_psnr, by_ssim = s["webp_min"], s["target"], s["ae_best"], s["psnr"], s["ssim"]
     text = [f"WebP cannot make a file smaller than {w['bytes_per_image']:.0f} bytes per image here "
             f"({w['setting']}: {w['psnr']:.2f} dB)."]
     if t:
         text.append(f"At {s['target_bytes']} bytes per image or less the best autoencoder is {t['method']} at "
                     f"{t['setting']}: {t['bytes_per_image']:.1f} bytes, {t['psnr']:.2f} dB.")
-    if lose is None:
-        text.append("The autoencoders beat WebP at every size measured.")
+    if by_psnr["bytes"] is None:
+        text.append("By PSNR the autoencoders beat WebP at every size measured.")
     else:
-        a, b = s["ae_there"], s["webp_there"]
+        a, b = by_psnr["autoencoder"], by_psnr["webp"]
         where = ("only below WebP's smallest file, where WebP has no setting at all"
-                 if lose == w["bytes_per_image"]
-                 else f"up to {lose:.0f} bytes per image")
+                 if by_psnr["bytes"] == w["bytes_per_image"] else f"below {by_psnr['bytes']:.0f} bytes per image")
         text.append(f"The autoencoders give a higher PSNR than WebP of the same size {where}: at "
                     f"{b['bytes_per_image']:.0f} bytes WebP ({b['setting']}) reaches {b['psnr']:.2f} dB, the best "
                     f"autoencoder that fits ({a['method']}, {a['setting']}) {a['psnr']:.2f} dB.")
-        if s["regain_bytes"]:
-            text.append(f"Above {s['regain_bytes']:.0f} bytes an autoencoder is ahead again.")
+        if by_psnr["regain_bytes"]:
+            text.append(f"Above {by_psnr['regain_bytes']:.0f} bytes an autoencoder is ahead again.")
+    if by_ssim["bytes"] is None:
+        text.append("By SSIM the autoencoders beat WebP at every size measured.")
+    else:
+        b = by_ssim["webp"]
+        text.append(f"By SSIM they stay ahead below {by_ssim['bytes']:.0f} bytes per image (WebP {b['setting']}: "
+                    f"{b['ssim']:.3f}, the best autoencoder {by_ssim['autoencoder']['ssim']:.3f}).")
     text.append(f"The best autoencoder point overall is {top['method']} at {top['setting']}: "
-                f"{top['psnr']:.2f} dB at {top['bytes_per_image']:.1f} bytes per image.")
+                f"{top['psnr']:.2f} dB, SSIM {top['ssim']:.3f} at {top['bytes_per_image']:.1f} bytes per image.")
     return " ".join(text)
 
 

@@ -8,6 +8,10 @@ import ui
 from aecore import compress, metrics
 
 DASH = {"autoencoder": "solid", "pca": "dot", "image codec": "dash"}
+# Autoencoders bold (D3), PCA muted (Set2), codecs dark: no colour appears in two families.
+COLOURS = {"autoencoder": ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#e377c2", "#17becf", "#bcbd22"],
+           "pca": ["#66c2a5", "#fc8d62", "#8da0cb", "#e78ac3", "#a6d854", "#e5c494", "#b3b3b3"],
+           "image codec": ["#222222", "#8c564b"]}
 
 st.set_page_config(page_title="Compression · MNIST Autoencoder Lab", page_icon="🗜️", layout="wide")
 st.title("Compression")
@@ -20,12 +24,15 @@ st.markdown(
 
 def chart(rows: list[dict], y: str) -> go.Figure:
     """Bytes per image (log) against `y`: a line per method, lossless references as vertical lines."""
-    fig = go.Figure()
+    fig, used = go.Figure(), {family: 0 for family in COLOURS}
     for method in dict.fromkeys(r["method"] for r in rows if r["family"] != "lossless"):
         pts = sorted((r for r in rows if r["method"] == method), key=lambda r: r["bytes_per_image"])
+        family = pts[0]["family"]
+        colour = COLOURS[family][used[family] % len(COLOURS[family])]
+        used[family] += 1
         fig.add_scatter(x=[r["bytes_per_image"] for r in pts], y=[r[y] for r in pts], name=method,
-                        mode="lines+markers", line_dash=DASH[pts[0]["family"]], text=[r["setting"] for r in pts],
-                        hovertemplate="%{text}: %{x:.1f} B, %{y:.3f}")
+                        mode="lines+markers", line=dict(dash=DASH[family], color=colour),
+                        text=[r["setting"] for r in pts], hovertemplate="%{text}: %{x:.1f} B, %{y:.3f}")
     for r in rows:
         if r["family"] == "lossless":
             fig.add_vline(x=r["bytes_per_image"], line_dash="dot", line_color="grey")

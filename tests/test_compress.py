@@ -218,24 +218,26 @@ def test_missing_results_say_how_to_make_them(tmp_path):
         compress.read_rate_distortion(tmp_path / "bad.json")
 
 
-def row(method, family, size, psnr, setting="s"):
-    return {"method": method, "family": family, "setting": setting, "bytes_per_image": size, "psnr": psnr}
+def row(method, family, size, psnr, ssim=None, setting="s"):
+    return {"method": method, "family": family, "setting": setting, "bytes_per_image": size, "psnr": psnr,
+            "ssim": psnr / 100 if ssim is None else ssim}
 
 
 def test_summary_finds_where_the_autoencoder_stops_beating_webp():
     from bench.rate_distortion import frontier, summarize
     ae = [row("a", "autoencoder", 10, 20), row("a", "autoencoder", 30, 23), row("b", "autoencoder", 40, 22),
-          row("b", "autoencoder", 150, 25)]
+          row("b", "autoencoder", 150, 25, ssim=0.99)]
     webp = [row("WebP", "image codec", 95, 23), row("WebP", "image codec", 140, 29)]
     assert [r["bytes_per_image"] for r in frontier(ae)] == [10, 30, 150]
     s = summarize(ae + webp)
-    assert s["crossover_bytes"] == 95 and s["target"]["bytes_per_image"] == 30
-    assert s["ae_there"]["psnr"] == 23 and s["ae_best"]["psnr"] == 25
-    assert "only below WebP's smallest file" in s["text"] and s["regain_bytes"] is None
+    assert s["psnr"]["bytes"] == 95 and s["target"]["bytes_per_image"] == 30
+    assert s["psnr"]["autoencoder"]["psnr"] == 23 and s["ae_best"]["psnr"] == 25
+    assert "only below WebP's smallest file" in s["text"] and s["psnr"]["regain_bytes"] is None
+    assert s["ssim"]["bytes"] == 95 and s["ssim"]["regain_bytes"] == 150   # 0.99 beats WebP's 0.29
     s = summarize(ae + [row("WebP", "image codec", 95, 21)])
-    assert s["crossover_bytes"] is None and "every size" in s["text"]
+    assert s["psnr"]["bytes"] is None and "By PSNR the autoencoders beat WebP at every size" in s["text"]
     s = summarize(ae + [row("WebP", "image codec", q, p) for q, p in ((15, 19), (20, 21), (140, 24))])
-    assert s["crossover_bytes"] == 20 and s["regain_bytes"] == 30 and "up to 20 bytes" in s["text"]
+    assert s["psnr"]["bytes"] == 20 and s["psnr"]["regain_bytes"] == 30 and "below 20 bytes" in s["text"]
 
 
 @pytest.mark.slow
