@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -8,8 +9,9 @@ from tests.conftest import ROOT
 
 
 def cli(*args, cwd=ROOT):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # aecore importable from any folder
     return subprocess.run([sys.executable, "-m", "aecore", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, env=env)
 
 
 def test_train_one_short_epoch_writes_a_checkpoint(tmp_path):
