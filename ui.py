@@ -16,11 +16,21 @@ SESSION_MODELS = "session_models"   # st.session_state key: {label: model}
 
 
 @st.cache_resource(show_spinner="Loading the shipped models…")
-def shipped() -> list[ShippedModel]:
-    """Every model in weights/, loaded once per server; unusable files carry an error."""
+def _shipped() -> tuple[list[ShippedModel], str | None]:
     torch.set_num_threads(1)  # inference is tiny; leave the other core to training
     threading.Thread(target=_warm_up, daemon=True).start()
-    return shipped_models()
+    try:
+        return shipped_models(), None
+    except aecore.CheckpointError as e:  # no usable manifest: the app still runs, without them
+        return [], str(e)
+
+
+def shipped() -> list[ShippedModel]:
+    """Every model in weights/, loaded once per server; unusable files carry an error."""
+    return _shipped()[0]
+
+
+shipped.clear = _shipped.clear  # forget the loaded models (tests point AECORE_WEIGHTS elsewhere)
 
 
 def _warm_up() -> None:
@@ -61,7 +71,11 @@ def available_models(denoisers: bool | None = None) -> dict:
 
 
 def show_unavailable() -> None:
-    for s in shipped():
+    models = shipped()
+    if not models:
+        st.warning(f"No shipped models: {_shipped()[1] or 'the manifest lists none'}. "
+                   "Train one on the Train page.", icon="⚠️")
+    for s in models:
         if s.model is None:
             st.warning(f"Model **{s.name}** is unavailable: {s.error}", icon="⚠️")
 

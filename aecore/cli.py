@@ -28,6 +28,17 @@ class CLIError(Exception):
     pass
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return value
+
+
 def parse_value(text: str):
     """'3' -> 3, '0.5' -> 0.5, '[1,2]' -> [1, 2], 'nearest' -> 'nearest'."""
     try:
@@ -81,6 +92,8 @@ def cmd_train(args) -> int:
     out = Path(args.out)
     if out.exists() and not args.force:
         raise CLIError(f"{out} exists; pass --force to replace it")
+    if args.manifest:
+        read_manifest_file(Path(args.manifest))  # a broken manifest stops us before training
     torch.manual_seed(args.seed)
     model = create_model(args.model, **config)
     train_x, _ = load_mnist("train")
@@ -110,8 +123,20 @@ def _split_option(text: str) -> tuple[str, str]:
     return key.strip().replace("-", "_"), value
 
 
+def read_manifest_file(manifest: Path) -> dict:
+    if not manifest.exists():
+        return {"models": []}
+    try:
+        entries = json.loads(manifest.read_text())
+        if not isinstance(entries.get("models"), list):
+            raise ValueError("no 'models' list")
+        return entries
+    except (ValueError, AttributeError, OSError) as e:
+        raise CLIError(f"{manifest}: not a usable manifest ({e}); fix or remove it") from e
+
+
 def record_in_manifest(manifest: Path, out: Path, command: str, metrics: dict, model) -> None:
-    entries = json.loads(manifest.read_text()) if manifest.exists() else {"models": []}
+    entries = read_manifest_file(manifest)
     entry = {"file": os.path.relpath(out, manifest.parent), "model": model.name, "config": model.config,
              "code_size": model.code_size, "command": command, "metrics": metrics,
              "sha256": hashlib.sha256(out.read_bytes()).hexdigest()}
@@ -143,7 +168,7 @@ def cmd_evaluate(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m aecore", description="MNIST autoencoders: train, evaluate, compress.")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch (default: all cores)")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the registered models and their options").set_defaults(func=cmd_list)
     sub.add_parser("prepare-data", help="convert the bundled MNIST into the idx cache (once)"
@@ -162,8 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--noise", choices=NOISE_KINDS, help="train as a denoiser with this corruption")
     t.add_argument("--noise-level", type=float, default=0.0)
-    t.add_argument("--train-size", type=int, help="use only the first N training images")
-    t.add_argument("--test-size", type=int, help="evaluate on the first N test images")
+    t.add_argument("--train-size", type=positive_int, help="use only the first N training images")
+    t.add_argument("--test-size", type=positive_int, help="evaluate on the first N test images")
     t.add_argument("--out", required=True, help="checkpoint path to write (.pt)")
     t.add_argument("--force", action="store_true", help="replace --out if it exists")
     t.add_argument("--manifest", help="record the command and metrics in this manifest (JSON)")
@@ -172,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="table of metrics on the MNIST test set")
     e.add_argument("--weights", default=None, help="folder with manifest.json (default: the shipped weights/)")
     e.add_argument("--checkpoint", nargs="+", help="evaluate these files instead of the shipped models")
-    e.add_argument("--test-size", type=int, help="only the first N test images")
+    e.add_argument("--test-size", type=positive_int, help="only the first N test images")
     e.set_defaults(func=cmd_evaluate)
     from .compress import add_commands
     add_commands(sub)

@@ -35,13 +35,14 @@ def read_manifest(folder: Path | None = None) -> list[dict]:
     path = Path(folder or weights_dir()) / "manifest.json"
     try:
         return list(json.loads(path.read_text())["models"])
-    except FileNotFoundError:
-        return []
+    except FileNotFoundError as e:
+        raise CheckpointError(f"{path} is missing: no shipped models to load") from e
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{path}: unreadable manifest ({e})") from e
 
 
 def shipped_models(folder: Path | None = None) -> list[ShippedModel]:
+    """Every model of the manifest; raises CheckpointError if the manifest itself is unusable."""
     folder, out = Path(folder or weights_dir()), []
     for entry in read_manifest(folder):
         name = Path(entry["file"]).stem

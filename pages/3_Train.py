@@ -1,5 +1,6 @@
 """Train: train an autoencoder live. The run happens in a background thread
 (aecore.jobs), so it survives page switches; a fragment polls it while it runs."""
+import re
 from pathlib import Path
 
 import numpy as np
@@ -134,13 +135,14 @@ def upload_ui() -> None:
     if upload is None:
         return
     done = st.session_state.setdefault(UPLOADED, {})  # file id -> label, so each file loads once
+    name = re.sub(r"[^\w.\- ]", "_", upload.name)[:100]  # a user's file name: no Markdown in it
     if upload.file_id not in done:
         try:
-            model = aecore.load_checkpoint(upload.getvalue(), name=upload.name)
+            model = aecore.load_checkpoint(upload.getvalue(), name=name)
         except aecore.CheckpointError as e:
             st.error(f"Cannot use this checkpoint. {e}")
             return
-        done[upload.file_id] = ui.add_session_model(Path(upload.name).stem, model)
+        done[upload.file_id] = ui.add_session_model(Path(name).stem, model)
     st.success(f"Loaded: **{done[upload.file_id]} (this session)** is selectable on Draw and Denoise.")
 
 

@@ -302,9 +302,6 @@ def test_bad_checkpoint_uploads_are_refused_with_the_reason(run_page, case):
     assert not at.error and "good" in at.session_state["session_models"]
 
 
-@pytest.mark.xfail(strict=True, reason="3_Train.py puts the upload's file name into Markdown as is (st.error "
-                   "via the CheckpointError label, st.success via the session label): the lead or Train "
-                   "helper shows it as a code span, see the helper's report")
 @pytest.mark.parametrize("good", [True, False], ids=["loaded", "refused"])
 def test_checkpoint_file_names_are_shown_literally(run_page, good):
     name = "my_[notes](http://example.com)_*7*.pt"
