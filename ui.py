@@ -13,6 +13,7 @@ import aecore.metrics
 from aecore.shipped import ShippedModel, shipped_models
 
 SESSION_MODELS = "session_models"   # st.session_state key: {label: model}
+MAX_SESSION_MODELS = 8              # older ones are dropped: bounded memory per session
 
 
 @st.cache_resource(show_spinner="Loading the shipped models…")
@@ -56,6 +57,8 @@ def add_session_model(label: str, model) -> str:
     while label in models:
         label, i = f"{base} ({i})", i + 1
     models[label] = model
+    while len(models) > MAX_SESSION_MODELS:
+        del models[next(iter(models))]
     return label
 
 

@@ -14,12 +14,13 @@ import hashlib
 import importlib.util
 import os
 import pickle
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .atomic import atomic_write_bytes
+from .atomic import WriteError, atomic_write_bytes
 
 CACHE_ENV = "AECORE_DATA"  # folder of the converted cache (default ~/.cache/aecore)
 SPLITS = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60000),
@@ -137,7 +138,16 @@ def ensure_mnist(root: Path | None = None) -> Path:
     if all(_verified(folder, s) for s in SPLITS):
         return folder
     _sha256.cache_clear()
-    convert(root=root)
+    try:
+        convert(root=root)
+    except WriteError:
+        if root is not None:
+            raise
+        # the cache folder is not writable (read-only home, full disk): use the temp folder
+        root = Path(tempfile.gettempdir()) / "aecore"
+        folder = raw_dir(root)
+        if not all(_verified(folder, s) for s in SPLITS):
+            convert(root=root)
     if not all(_verified(folder, s) for s in SPLITS):
         raise DataError(f"MNIST in {folder} does not match the reference checksums after conversion")
     return folder

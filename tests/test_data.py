@@ -113,3 +113,14 @@ def test_malicious_pickle_file_is_refused_during_conversion(tmp_path):
     with pytest.raises(data.DataError, match="refusing"):
         data.convert(bad, root=tmp_path)
     assert not (tmp_path / "MNIST").exists()
+
+
+def test_unwritable_cache_falls_back_to_the_temp_folder(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"")
+    monkeypatch.setenv(data.CACHE_ENV, str(blocker / "cache"))  # cannot create a folder in a file
+    monkeypatch.setattr(data.tempfile, "tempdir", str(tmp_path / "tmp"))
+    data._sha256.cache_clear()
+    folder = data.ensure_mnist()
+    assert folder == tmp_path / "tmp" / "aecore" / "MNIST" / "raw"
+    assert data._read_idx(folder / "t10k-labels-idx1-ubyte", 10000, False).shape == (10000,)
