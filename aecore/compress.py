@@ -31,7 +31,7 @@ from PIL import Image
 
 from . import metrics
 from .atomic import atomic_write_bytes
-from .checkpoint import load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint
 from .data import load_mnist
 from .preprocess import ImageError, load_image, to_mnist
 from .shipped import shipped_models
@@ -252,7 +252,10 @@ def _model_for(args, packed: Packed | None = None, label: str = ""):
     made `packed`."""
     if args.checkpoint:
         return load_checkpoint(args.checkpoint), Path(args.checkpoint).name
-    shipped = shipped_models(Path(args.weights) if args.weights else None)
+    try:
+        shipped = shipped_models(Path(args.weights) if args.weights else None)
+    except CheckpointError:  # no usable manifest: no shipped models to choose from
+        shipped = []
     if args.model:
         for s in shipped:
             if s.name == args.model:
