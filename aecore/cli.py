@@ -86,7 +86,8 @@ def cmd_train(args) -> int:
     config = {k: parse_value(v) for k, v in (_split_option(o) for o in args.option)}
     if args.code_size is not None:
         config["code_size"] = args.code_size
-    tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+    tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
+                     init_bias=args.init_bias, seed=args.seed,
                      noise=args.noise, noise_level=args.noise_level, train_size=args.train_size,
                      test_size=args.test_size, loss=args.loss, weight_decay=args.weight_decay).validate()
     out = Path(args.out)
@@ -181,7 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="another model option, e.g. width=32 or mode=bilinear (repeatable)")
     t.add_argument("--epochs", type=int, default=5)
     t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (cosine decay to 0)")
+    t.add_argument("--lr", type=float, help="Adam learning rate, warmed up then decayed to 0 on a cosine "
+                   "(default: the model's recommended rate, 1e-2 for simple, 2e-3 for the others)")
+    t.add_argument("--warmup", type=int, default=TrainConfig.warmup,
+                   help="steps of linear learning-rate warm-up (at most a tenth of the run; 0: none)")
+    t.add_argument("--no-init-bias", dest="init_bias", action="store_false",
+                   help="keep the decoder's default output bias (default: the logit of the mean training pixel)")
     t.add_argument("--weight-decay", type=float, default=0.0)
     t.add_argument("--loss", choices=("bce", "mse"), default="bce")
     t.add_argument("--seed", type=int, default=0)

@@ -6,19 +6,20 @@ import copy
 import math
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 import torch
 from torch.nn import functional as F
 
-from .models import Autoencoder
+from .models import Autoencoder, recommended_lr
 from .noise import NOISE_KINDS, add_noise
 
 LIMITS = {  # allowed ranges, also used by the CLI and the app to validate input
     "epochs": (1, 1000), "batch_size": (1, 4096), "lr": (1e-6, 1.0),
-    "weight_decay": (0.0, 1.0), "noise_level": (0.0, 1.0),
+    "weight_decay": (0.0, 1.0), "noise_level": (0.0, 1.0), "warmup": (0, 100_000),
 }
+INTEGERS = ("epochs", "batch_size", "warmup")
 
 
 class ConfigError(ValueError):
@@ -33,7 +34,9 @@ class TrainingDiverged(RuntimeError):
 class TrainConfig:
     epochs: int = 5
     batch_size: int = 128
-    lr: float = 2e-3             # Adam; decays to 0 on a cosine over the run
+    lr: float | None = None      # Adam; None: the model's recommended rate (registry)
+    warmup: int = 50             # steps of linear warm-up (at most a tenth of the run), then cosine decay to 0
+    init_bias: bool = True       # start the decoder's output bias at the logit of the mean training pixel
     weight_decay: float = 0.0
     seed: int = 0                # shuffling, noise and sampling
     noise: str | None = None     # denoising objective: None or one of NOISE_KINDS
@@ -46,9 +49,11 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         for name, (lo, hi) in LIMITS.items():
             value = getattr(self, name)
+            if name == "lr" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi \
-                    or (name in ("epochs", "batch_size") and not isinstance(value, int)):
-                kind = "an integer" if name in ("epochs", "batch_size") else "a number"
+                    or (name in INTEGERS and not isinstance(value, int)):
+                kind = "an integer" if name in INTEGERS else "a number"
                 raise ConfigError(f"{name} must be {kind} from {lo:g} to {hi:g}, got {value!r}")
         if self.noise not in (None, *NOISE_KINDS):
             raise ConfigError(f"noise must be one of {', '.join(NOISE_KINDS)} (or none), got {self.noise!r}")
@@ -94,6 +99,33 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def schedule(step: int, total: int, warmup: int) -> float:
+    """Learning-rate factor at `step` of `total`: linear warm-up over `warmup` steps (at most
+    a tenth of the run; early large Adam steps kill ReLU units), then cosine decay to 0."""
+    warmup = min(warmup, total // 10)
+    return min(1.0, (step + 1) / (warmup + 1)) * 0.5 * (1 + math.cos(math.pi * step / total))
+
+
+@torch.no_grad()
+def init_output_bias(model: Autoencoder, images: torch.Tensor) -> bool:
+    """Set the bias of the decoder's last layer to the logit of the mean training pixel
+    (per pixel for a 784-unit layer, one value for a one-channel convolution), so training
+    starts at the mean image instead of grey and spends no steps getting there. False when
+    the decoder ends in no such layer."""
+    layers = [m for m in model.decoder.modules()
+              if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and m.bias is not None]
+    if not layers:
+        return False
+    bias, mean = layers[-1].bias, images.float().mean(0).reshape(-1)
+    if bias.numel() == 1:
+        mean = mean.mean().reshape(1)
+    elif bias.numel() != mean.numel():
+        return False
+    p = mean.clamp(1e-3, 1 - 1e-3)
+    bias.copy_(torch.log(p / (1 - p)).to(bias))
+    return True
+
+
 def corrupt(x: torch.Tensor, config: TrainConfig, g: torch.Generator) -> torch.Tensor:
     return add_noise(x, config.noise, config.noise_level, g) if config.noise else x
 
@@ -136,8 +168,12 @@ def train(model: Autoencoder, train_images: torch.Tensor, test_images: torch.Ten
     n, bs = len(data), min(config.batch_size, len(data))
     batches = n // bs                          # drop the ragged last batch
     total = batches * config.epochs
+    if config.lr is None:
+        config = replace(config, lr=recommended_lr(getattr(model, "name", None)))
+    if config.init_bias:
+        init_output_bias(model, data[:10_000])
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: schedule(s, total, config.warmup))
     g_shuffle = torch.Generator().manual_seed(config.seed)
     g_noise = torch.Generator().manual_seed(config.seed + 1)
     result = TrainResult(config=asdict(config))

@@ -4,8 +4,10 @@ sigmoid output), same architecture, run one after the other in this process with
 thread count. Reported as images/s per model and as time to reach the same test MSE."""
 from __future__ import annotations
 
+import statistics
 import threading
 import time
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -19,7 +21,8 @@ from aecore.train import TrainConfig
 from .common import Table
 
 REFERENCE_BATCH, REFERENCE_LR = 20, 1e-3
-EVAL_EVERY_S = {False: 0.25, True: 0.02}  # {quick: s}: how often (in training seconds) our runs check the test MSE
+CHECK_EVERY = {False: 2048, True: 256}  # {quick: images}: how often our runs check the test MSE
+SEEDS = {False: 5, True: 2}             # {quick: n}: seeds per setting of ours (the spread is wide)
 
 
 def reference_loader(limit: int | None = None, batch_size: int = REFERENCE_BATCH):
@@ -79,16 +82,18 @@ def reference_train(model, loader, test: torch.Tensor, checkpoints: int = 20) ->
 
 
 def ours_until(model, train_x: torch.Tensor, test: torch.Tensor, config: TrainConfig, target: float,
-               every_s: float) -> Clock:
-    """aecore.train, stopped as soon as the test MSE (checked every `every_s` seconds of
-    training time, clock paused) reaches `target`."""
-    stop, clock, last = threading.Event(), Clock(model, test), [0.0]
+               every: int) -> Clock:
+    """aecore.train, stopped as soon as the test MSE (checked every `every` training images,
+    clock paused) reaches `target`. The clock starts before the call, so whatever the trainer
+    does first (the output-bias init) counts."""
+    stop, clock, checked = threading.Event(), Clock(model, test), [0]
+    batch = min(config.batch_size, config.train_size or len(train_x), len(train_x))
 
     def on_progress(p):
-        if p.event != "batch" or (clock.train_seconds() - last[0] < every_s and p.batch < p.batches):
+        images = ((p.epoch - 1) * p.batches + p.batch) * batch
+        if p.event != "batch" or (images - checked[0] < every and p.batch < p.batches):
             return
-        last[0] = clock.train_seconds()
-        images = ((p.epoch - 1) * p.batches + p.batch) * min(config.batch_size, len(train_x))
+        checked[0] = images
         if clock.checkpoint(images) <= target:
             stop.set()
 
@@ -100,52 +105,80 @@ def ours_until(model, train_x: torch.Tensor, test: torch.Tensor, config: TrainCo
 REFERENCE = "reference loop: torchvision MNIST + ToTensor, DataLoader batch 20, Adam 1e-3, MSE"
 
 
-def race(quick: bool) -> tuple[list[tuple[str, Clock]], float, int]:
-    """The reference for one epoch (quick: 2,000 images), then our trainer until it reaches the
-    reference's final test MSE: ([(trainer, clock)], target MSE, test images)."""
+def settings(quick: bool, limit: int | None) -> list[tuple[str, TrainConfig]]:
+    short, long = (1, 3) if quick else (2, 10)
+    return [
+        (f"aecore.train, its defaults (batch 128, Adam 1e-2 = simple's rate, BCE, 50 warm-up steps, "
+         f"output bias at the mean image; cosine over {long} epochs)", TrainConfig(epochs=long, train_size=limit)),
+        (f"aecore.train, the reference's settings (batch 20, Adam 1e-3, MSE) + warm-up and bias init; "
+         f"cosine over {short} epochs", TrainConfig(epochs=short, batch_size=20, lr=1e-3, loss="mse", train_size=limit)),
+        (f"aecore.train as before warm-up and bias init (batch 128, Adam 2e-3, BCE; cosine over {long} epochs)",
+         TrainConfig(epochs=long, lr=2e-3, warmup=0, init_bias=False, train_size=limit)),
+    ]
+
+
+def race(quick: bool) -> tuple[list[tuple[str, list[Clock]]], float, int]:
+    """The reference for one epoch (quick: 2,000 images), then each setting of our trainer,
+    over several seeds, until it reaches the reference's final test MSE:
+    ([(trainer, [clock per seed])], target MSE, test images)."""
     train_x, _ = aecore.load_mnist("train")
     test = aecore.load_mnist("test")[0][:1000 if quick else None]
     limit = 2000 if quick else None
     torch.manual_seed(0)
     ref = reference_train(aecore.create_model("simple", code_size=32), reference_loader(limit), test)
     target = ref.curve[-1][2]
-    short, long = (1, 3) if quick else (2, 10)
-    settings = [(f"aecore.train, the reference's settings (batch 20, Adam 1e-3, MSE; cosine over {short} epochs)",
-                 TrainConfig(epochs=short, batch_size=20, lr=1e-3, loss="mse", train_size=limit)),
-                (f"aecore.train, its defaults (batch 128, Adam 2e-3, BCE; cosine over {long} epochs)",
-                 TrainConfig(epochs=long))]
-    runs = [(REFERENCE, ref)]
-    for name, config in settings:
-        torch.manual_seed(0)
-        model = aecore.create_model("simple", code_size=32)
-        runs.append((name, ours_until(model, train_x, test, config, target, EVAL_EVERY_S[quick])))
+    runs = [(REFERENCE, [ref])]
+    for name, config in settings(quick, limit):
+        clocks = []
+        for seed in range(SEEDS[quick]):
+            torch.manual_seed(seed)
+            model = aecore.create_model("simple", code_size=32)
+            clocks.append(ours_until(model, train_x, test, replace(config, seed=seed), target, CHECK_EVERY[quick]))
+        runs.append((name, clocks))
     return runs, target, len(test)
 
 
 def time_to_target(quick: bool) -> Table:
     runs, target, tested = race(quick)
-    ref_time = runs[0][1].first_reaching(target)[0]
-    hits = [hit[0] for _, clock in runs[1:] if (hit := clock.first_reaching(target))]
+    ref_time = runs[0][1][0].first_reaching(target)[0]
     table = Table(f"Training speed: time to reach test MSE {target:.4f} (simple autoencoder, code 32)"
                   + (" (quick: 2,000-image reference run)" if quick else ""),
-                  ["trainer", "training s to target", "images seen", "images/s", "best test MSE",
-                   "speed-up vs reference"],
-                  formats={"training s to target": ".2f", "best test MSE": ".4f", "speed-up vs reference": ".1f"})
-    for name, clock in runs:
-        hit = clock.first_reaching(target)
-        t_end, n_end, _ = clock.curve[-1]
-        table.add(name, hit[0] if hit else None, hit[1] if hit else None, n_end / t_end,
-                  min(m for _, _, m in clock.curve), ref_time / hit[0] if hit else None)
+                  ["trainer", "seeds", "reached", "median training s to target", "fastest s", "slowest s",
+                   "median images seen", "images/s", "speed-up vs reference (median)", "speed-up, slowest seed"],
+                  formats={"median training s to target": ".3f", "fastest s": ".3f", "slowest s": ".3f",
+                           "speed-up vs reference (median)": ".1f", "speed-up, slowest seed": ".1f"})
+    medians = {}
+    for name, clocks in runs:
+        hits = [hit for c in clocks if (hit := c.first_reaching(target))]
+        rate = statistics.median(c.curve[-1][1] / c.curve[-1][0] for c in clocks)
+        if len(hits) < len(clocks) or not hits:   # a seed that never got there has no time
+            median_s = slowest = None
+        else:
+            median_s, slowest = statistics.median(t for t, _ in hits), max(t for t, _ in hits)
+        medians[name] = median_s
+        table.add(name, len(clocks), len(hits), median_s, min((t for t, _ in hits), default=None), slowest,
+                  statistics.median(n for _, n in hits) if hits else None, rate,
+                  ref_time / median_s if median_s else None, ref_time / slowest if slowest else None)
     table.notes.append(
-        f"Target = the reference's test MSE after {'its 2,000-image run' if quick else 'one epoch (60,000 images)'};"
-        f" test MSE on {tested:,} test images, measured with the clock paused. Training time excludes "
-        "building the datasets. '—': target not reached within the epochs given. "
-        "The issue's goal: our trainer at least 20x sooner. The issue quotes about 250 s and test MSE 0.0197 "
-        "for the reference's epoch, measured on this machine under other load; this table is this run's.")
-    table.headline = (f"Training speed: aecore.train reaches the reference loop's one-epoch test MSE ({target:.4f}) "
-                      f"in {min(hits):.1f} s against the reference's {ref_time:.1f} s: {ref_time / min(hits):.1f}x "
-                      "sooner (goal: 20x)." if hits else
-                      f"Training speed: aecore.train did not reach the reference's test MSE {target:.4f}.")
+        f"Target = the reference's test MSE after {'its 2,000-image run' if quick else 'one epoch (60,000 images)'}"
+        f" (seed 0). Our settings run with seeds 0-{SEEDS[quick] - 1}: the seed changes the initial weights "
+        f"and the order of the images, and with them the time by up to 2x. Test MSE on {tested:,} test "
+        f"images, checked every {CHECK_EVERY[quick]:,} training images with the clock paused; training time "
+        "excludes building the datasets and includes everything aecore.train does (the output-bias init "
+        "included). '—': a seed did not reach the target within the epochs given. The issue's goal: our "
+        "trainer at least 20x sooner. The issue quotes about 250 s and test MSE 0.0197 for the reference's "
+        "epoch, measured on this machine under other load; this table is this run's.")
+    table.notes.append(
+        "Where the speed comes from: the reference spends 3,000 small steps and a PIL-to-tensor conversion "
+        "per image; aecore.train takes batches of 128 from one tensor (about 10x the images/s), and the "
+        "simple model takes Adam at 1e-2 after a short warm-up, starting from the mean image "
+        "(without the warm-up, early large steps leave ReLU codes dead and the time varies 3x between seeds).")
+    ours = medians[runs[1][0]]
+    table.headline = (f"Training speed: aecore.train (its defaults) reaches the reference loop's one-epoch test MSE "
+                      f"({target:.4f}) in {ours:.2f} s (median of {SEEDS[quick]} seeds) against the reference's "
+                      f"{ref_time:.1f} s: {ref_time / ours:.0f}x sooner (goal: 20x)." if ours else
+                      f"Training speed: aecore.train (its defaults) did not reach the reference's test MSE "
+                      f"{target:.4f} with every seed.")
     return table
 
 

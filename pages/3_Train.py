@@ -12,7 +12,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 import aecore
 import ui
 from aecore import jobs
-from aecore.models import describe_model
+from aecore.models import describe_model, recommended_lr
 from aecore.noise import NOISE_KINDS
 from aecore.train import LIMITS, ConfigError, TrainConfig
 
@@ -20,7 +20,8 @@ JOB, UPLOADED, D = "train_job", "train_uploaded", jobs.DEFAULTS
 
 
 def state_keys(model: str) -> dict:
-    return {name: f"train_{name}" for name in D} | {"code_size": f"train_code_size_{model}"}
+    """Session-state keys of the settings; code size and learning rate are kept per architecture."""
+    return {name: f"train_{name}" for name in D} | {"code_size": f"train_code_size_{model}", "lr": f"train_lr_{model}"}
 
 
 def drop_invalid_settings() -> None:
@@ -44,8 +45,9 @@ def settings_ui() -> tuple[str, int, TrainConfig]:
                             else sizes[len(sizes) // 2], key=state_keys(name)["code_size"])
     epochs = c2.number_input("Epochs", *LIMITS["epochs"], value=D["epochs"], key="train_epochs")
     batch = c2.number_input("Batch size", *LIMITS["batch_size"], value=D["batch_size"], key="train_batch_size")
-    lr = c2.number_input("Learning rate (Adam)", *LIMITS["lr"], value=D["lr"], step=5e-4, format="%g",
-                         key="train_lr")
+    lr = c2.number_input("Learning rate (Adam)", *LIMITS["lr"], value=recommended_lr(name), step=5e-4,
+                         format="%g", key=state_keys(name)["lr"], help="Starts at the rate this architecture "
+                         "trains well with; warmed up over the first steps, then decayed to 0 on a cosine.")
     noise = c3.selectbox("Noise on the inputs (denoising)", ["none", *NOISE_KINDS], key="train_noise")
     level = c3.slider("Noise level", 0.0, 1.0, D["noise_level"], key="train_noise_level",
                       disabled=noise == "none")

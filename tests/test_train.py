@@ -1,10 +1,12 @@
+import math
 import threading
 
 import pytest
 import torch
 
 import aecore
-from aecore.train import ConfigError, TrainConfig, TrainingDiverged, train
+from aecore.models import DEFAULT_LR, recommended_lr
+from aecore.train import ConfigError, TrainConfig, TrainingDiverged, init_output_bias, schedule, train
 
 TINY = dict(train_size=512, test_size=256, batch_size=64)
 
@@ -95,6 +97,7 @@ def test_denoising_objective_trains_on_noisy_inputs(images):
     ("batch_size", 2.5, "batch_size must be an integer"), ("noise", "blur", "noise must be one of"),
     ("noise_level", -0.1, "noise_level must be"), ("epochs", True, "epochs must be"),
     ("loss", "l1", "loss must be"), ("train_size", 0, "train_size must be a positive integer"),
+    ("warmup", -1, "warmup must be an integer from 0"), ("warmup", 1.5, "warmup must be an integer"),
 ])
 def test_out_of_range_settings_are_refused(field, value, message, images):
     with pytest.raises(ConfigError, match=message):
@@ -105,3 +108,48 @@ def test_out_of_range_settings_are_refused(field, value, message, images):
 def test_uses_cuda_when_present(images):
     model, _ = _train(images, epochs=1)
     assert next(model.parameters()).device.type == "cpu"  # returned to the CPU after training
+
+
+def test_schedule_warms_up_then_decays_on_a_cosine():
+    total = 1000
+    factors = [schedule(s, total, 50) for s in range(total)]
+    assert factors[0] == pytest.approx(1 / 51) and factors[49] == pytest.approx(50 / 51, rel=1e-2)
+    assert all(a < b for a, b in zip(factors[:50], factors[1:51]))          # rising
+    assert all(a >= b for a, b in zip(factors[51:], factors[52:]))          # then falling
+    assert factors[-1] < 1e-4
+    assert [schedule(s, total, 0) for s in range(total)] == [0.5 * (1 + math.cos(math.pi * s / total))
+                                                            for s in range(total)]
+    assert schedule(0, 40, 50) == pytest.approx(1 / 5)   # warm-up at most a tenth of a short run
+
+
+@pytest.mark.parametrize("name, per_pixel", [("simple", True), ("deep", True), ("conv", False),
+                                             ("conv_upsample", False), ("vae", False)])
+def test_output_bias_starts_at_the_mean_image(images, name, per_pixel):
+    torch.manual_seed(0)
+    model = aecore.create_model(name)
+    assert init_output_bias(model, images[0])
+    bias = [m.bias for m in model.decoder.modules() if getattr(m, "bias", None) is not None][-1]
+    mean = images[0].mean(0).flatten()
+    expected = mean.clamp(1e-3, 1 - 1e-3) if per_pixel else mean.mean().reshape(1)
+    assert torch.allclose(torch.sigmoid(bias.detach()), expected, atol=1e-5)
+
+
+def test_lr_none_means_the_models_recommended_rate(images):
+    _, simple = _train(images, epochs=1)
+    _, deep = _train(images, name="deep", epochs=1)
+    _, given = _train(images, epochs=1, lr=3e-4)
+    assert simple.config["lr"] == recommended_lr("simple") == 1e-2
+    assert deep.config["lr"] == recommended_lr("deep") == DEFAULT_LR
+    assert given.config["lr"] == 3e-4 and recommended_lr("no such model") == DEFAULT_LR
+
+
+def test_warmup_and_bias_init_train_the_simple_model_better(mnist_test):
+    """The course model with its old settings (no warm-up, default bias, 2e-3) loses many ReLU
+    codes early; the defaults keep them and reach a lower test MSE on the same budget."""
+    train_x, test_x = mnist_test[0][:8000], mnist_test[0][8000:]
+    results = {}
+    for label, config in {"defaults": {}, "old": dict(warmup=0, init_bias=False, lr=2e-3)}.items():
+        torch.manual_seed(0)
+        result = train(aecore.create_model("simple"), train_x, test_x, TrainConfig(epochs=2, **config))
+        results[label] = result.history["test_mse"][-1]
+    assert results["defaults"] < 0.8 * results["old"], results

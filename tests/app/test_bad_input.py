@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 import aecore
 from aecore import jobs
 from aecore.checkpoint import checkpoint_bytes, checkpoint_dict
+from aecore.models import recommended_lr
 from aecore.preprocess import FIT, to_mnist
 from aecore.shipped import shipped_models
 from tests.conftest import ROOT
@@ -326,9 +327,9 @@ def no_training_left():
 
 
 @pytest.mark.parametrize("key, value, message", [   # test_train_page.py has the first few of each
-    ("train_lr", float("nan"), "lr must be a number from 1e-06 to 1, got nan"),
-    ("train_lr", -0.01, "lr must be a number from 1e-06 to 1, got -0.01"),
-    ("train_lr", float("inf"), "lr must be a number from 1e-06 to 1, got inf"),
+    ("train_lr_simple", float("nan"), "lr must be a number from 1e-06 to 1, got nan"),
+    ("train_lr_simple", -0.01, "lr must be a number from 1e-06 to 1, got -0.01"),
+    ("train_lr_simple", float("inf"), "lr must be a number from 1e-06 to 1, got inf"),
     ("train_epochs", 10**9, "epochs must be an integer from 1 to 1000, got 1000000000"),
     ("train_epochs", 2.5, "epochs must be an integer from 1 to 1000, got 2.5"),
     ("train_epochs", True, "epochs must be an integer"),
@@ -350,12 +351,12 @@ def test_out_of_range_settings_in_session_state_are_reset_with_a_message(run_pag
 def test_settings_typed_into_the_url_change_nothing(usable):
     """No training setting is bound to the URL: ?train_lr=5&... leaves the defaults."""
     at = AppTest.from_file(str(ROOT / TRAIN), default_timeout=60)
-    for key, value in {"train_lr": "5", "train_epochs": "0", "train_batch_size": "-1",
+    for key, value in {"train_lr_simple": "5", "train_epochs": "0", "train_batch_size": "-1",
                        "train_model": "resnet", "train_code_size_simple": "3"}.items():
         at.query_params[key] = value
     at.run()
     assert not at.exception and not at.error
-    assert at.number_input(key="train_lr").value == jobs.DEFAULTS["lr"]
+    assert at.number_input(key="train_lr_simple").value == recommended_lr("simple")
     assert at.number_input(key="train_epochs").value == jobs.DEFAULTS["epochs"]
     assert at.number_input(key="train_batch_size").value == jobs.DEFAULTS["batch_size"]
     assert at.selectbox(key="train_model").value == jobs.DEFAULTS["model"]

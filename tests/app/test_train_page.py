@@ -119,7 +119,7 @@ def test_a_second_training_waits_in_a_visible_queue(run_page):
 
 @pytest.mark.parametrize("key, value, message, default", [
     ("train_epochs", 0, "epochs must be an integer from 1 to 1000, got 0", 10),
-    ("train_lr", 5.0, "lr must be a number from 1e-06 to 1, got 5.0", 2e-3),
+    ("train_lr_simple", 5.0, "lr must be a number from 1e-06 to 1, got 5.0", 1e-2),
     ("train_batch_size", "many", "batch_size must be an integer from 1 to 4096, got 'many'", 128),
     ("train_train_size", -5, "train_size must be a positive integer, got -5", 60_000),
     ("train_model", "resnet", "architecture must be one of simple, deep", "simple"),
