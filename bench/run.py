@@ -1,5 +1,5 @@
 """Run the benchmarks, print every table as Markdown and write them (with figures) to one
-document: `python -m bench` (full, writes docs/BENCHMARKS.md: ~15 minutes on 2 cores) or
+document: `python -m bench` (full: writes docs/BENCHMARKS.md, and docs/COMPRESSION.md with docs/rate_distortion.json; ~15 minutes on 2 cores) or
 `python -m bench --quick` (smoke test, under a minute, writes to a temporary folder)."""
 from __future__ import annotations
 
@@ -33,9 +33,8 @@ SECTIONS = {
     "train_speed": ("3. Training speed", "bench.train_speed"),
     "latency": ("4. Interactive latency", "bench.latency"),
     "scaling": ("5. Scaling and memory", "bench.scaling"),
-    "rate_distortion": ("6. Compression: rate and distortion", "bench.rate_distortion"),   # optional
+    "rate_distortion": ("6. Compression: rate and distortion", "bench.rate_distortion"),
 }
-OPTIONAL = {"rate_distortion"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -63,17 +62,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def run_section(key: str, quick: bool) -> list[Table | str] | None:
-    """The section's tables; None when an optional section's module (or its run) is not there."""
-    try:
-        module = importlib.import_module(SECTIONS[key][1])
-    except ModuleNotFoundError as e:
-        if key in OPTIONAL and e.name == SECTIONS[key][1]:
-            return None
-        raise
-    if key in OPTIONAL and not hasattr(module, "run"):
-        return None
-    return list(module.run(quick=quick))
+def run_section(key: str, quick: bool) -> list[Table | str]:
+    return list(importlib.import_module(SECTIONS[key][1]).run(quick=quick))
 
 
 def render(item: Table | str, figures: bool = True) -> str:
@@ -116,9 +106,6 @@ def main(argv=None) -> int:
             continue
         finally:
             torch.set_num_threads(args.threads)   # a section may change it (latency runs with 1)
-        if items is None:
-            print(f"(skipped: {SECTIONS[key][1]} or its run(quick) is not there)\n", flush=True)
-            continue
         results[key] = items
         for item in items:
             print(render(item, figures=False), flush=True)

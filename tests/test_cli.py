@@ -29,6 +29,21 @@ def test_train_one_short_epoch_writes_a_checkpoint(tmp_path):
     assert entry["file"] == "m.pt" and entry["metrics"]["mse"] == model.metrics["mse"]
 
 
+def test_retraining_replaces_a_manifest_entry_in_place_and_records_the_trainer_flags(tmp_path):
+    import json
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"models": [{"file": "a.pt"}, {"file": "b.pt"}, {"file": "c.pt"}]}))
+    r = cli("--threads", "1", "train", "--model", "simple", "--code-size", "4", "--epochs", "1", "--warmup", "0",
+            "--no-init-bias", "--train-size", "256", "--test-size", "64", "--out", str(tmp_path / "b.pt"),
+            "--manifest", str(manifest), "--quiet")
+    assert r.returncode == 0, r.stderr
+    models = json.loads(manifest.read_text())["models"]
+    assert [e["file"] for e in models] == ["a.pt", "b.pt", "c.pt"]
+    assert "--warmup 0 --no-init-bias" in models[1]["command"]
+    training = aecore.load_checkpoint(tmp_path / "b.pt").training_info["config"]
+    assert training["warmup"] == 0 and training["init_bias"] is False and training["lr"] == 1e-2
+
+
 def test_existing_output_is_not_overwritten_without_force(tmp_path):
     out = tmp_path / "keep.pt"
     out.write_bytes(b"precious")
