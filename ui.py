@@ -10,7 +10,7 @@ import torch
 
 import aecore
 import aecore.metrics
-from aecore.shipped import ShippedModel, shipped_models
+from aecore.shipped import ShippedModel, make_example, shipped_models
 
 SESSION_MODELS = "session_models"   # st.session_state key: {label: model}
 MAX_SESSION_MODELS = 8              # older ones are dropped: bounded memory per session
@@ -71,6 +71,11 @@ def available_models(denoisers: bool | None = None) -> dict:
         # a copy: a training thread may add a model while we iterate
         out.update({f"{k} (this session)": m for k, m in dict(session_models()).items()})
     return out
+
+
+def example(model) -> dict:
+    """A manifest-style example (aecore.shipped.make_example) from the cached test set."""
+    return make_example(model, test_set()[0])
 
 
 def show_unavailable() -> None:

@@ -16,14 +16,11 @@ from pathlib import Path
 import torch
 
 from .atomic import atomic_write_bytes
+from .errors import CheckpointError
 from .models import Autoencoder, UnknownModelError, create_model
 
 FORMAT, VERSION = "aecore-checkpoint", 1
 MAX_BYTES = 64 * 1024 * 1024
-
-
-class CheckpointError(ValueError):
-    """A file is not a usable checkpoint; the message names the file and the reason."""
 
 
 def checkpoint_dict(model: Autoencoder, *, metrics: dict | None = None,

@@ -22,7 +22,8 @@ from .data import DataError, load_mnist
 from .evaluation import evaluate_model, format_table
 from .models import create_model, describe_model, list_models, model_options, UnknownModelError
 from .noise import NOISE_KINDS
-from .train import ConfigError, TrainConfig, TrainingDiverged, train
+from .shipped import make_example
+from .trainer import ConfigError, TrainConfig, TrainingDiverged, train
 
 class CLIError(Exception):
     pass
@@ -112,7 +113,7 @@ def cmd_train(args) -> int:
     save_checkpoint(model, out, metrics=metrics, history=result.history, training=training)
     print(format_table([{"name": out.name, **metrics, "code_size": model.code_size}]), flush=True)
     if args.manifest:
-        record_in_manifest(Path(args.manifest), out, command, metrics, model)
+        record_in_manifest(Path(args.manifest), out, command, metrics, model, make_example(model, test_x))
     print(f"saved {out}", file=sys.stderr)
     return 0
 
@@ -136,11 +137,12 @@ def read_manifest_file(manifest: Path) -> dict:
         raise CLIError(f"{manifest}: not a usable manifest ({e}); fix or remove it") from e
 
 
-def record_in_manifest(manifest: Path, out: Path, command: str, metrics: dict, model) -> None:
+def record_in_manifest(manifest: Path, out: Path, command: str, metrics: dict, model,
+                       example: dict | None = None) -> None:
     entries = read_manifest_file(manifest)
     entry = {"file": os.path.relpath(out, manifest.parent), "model": model.name, "config": model.config,
              "code_size": model.code_size, "command": command, "metrics": metrics,
-             "sha256": hashlib.sha256(out.read_bytes()).hexdigest()}
+             "sha256": hashlib.sha256(out.read_bytes()).hexdigest(), **({"example": example} if example else {})}
     models = entries["models"]
     same = [i for i, e in enumerate(models) if e.get("file") == entry["file"]]
     if same:   # a retrained model keeps its place (the app lists models in manifest order)

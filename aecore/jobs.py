@@ -33,7 +33,7 @@ from .checkpoint import checkpoint_bytes
 from .data import load_mnist
 from .models import Autoencoder, create_model, list_models
 from .noise import add_noise
-from .train import ConfigError, Progress, TrainConfig, TrainingDiverged, train
+from .trainer import ConfigError, Progress, TrainConfig, TrainingDiverged, train
 
 QUEUED, RUNNING, DONE, STOPPED, FAILED = "queued", "running", "done", "stopped", "failed"
 FINISHED = (DONE, STOPPED, FAILED)

@@ -4,19 +4,16 @@ A missing or corrupt file makes only that model unavailable (with the reason);
 the others still load."""
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from .checkpoint import CheckpointError, load_checkpoint
+from .manifest import EXAMPLE_INDEX, WEIGHTS_ENV, pack_image, read_manifest, weights_dir
 from .models import Autoencoder
 
-WEIGHTS_ENV = "AECORE_WEIGHTS"   # another weights folder (tests, experiments)
-
-
-def weights_dir() -> Path:
-    return Path(os.environ.get(WEIGHTS_ENV) or Path(__file__).resolve().parent.parent / "weights")
+__all__ = ["ShippedModel", "shipped_models", "make_example", "read_manifest", "weights_dir", "WEIGHTS_ENV"]
 
 
 @dataclass
@@ -31,16 +28,6 @@ class ShippedModel:
         return bool((self.entry.get("metrics") or {}).get("noise"))
 
 
-def read_manifest(folder: Path | None = None) -> list[dict]:
-    path = Path(folder or weights_dir()) / "manifest.json"
-    try:
-        return list(json.loads(path.read_text())["models"])
-    except FileNotFoundError as e:
-        raise CheckpointError(f"{path} is missing: no shipped models to load") from e
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{path}: unreadable manifest ({e})") from e
-
-
 def shipped_models(folder: Path | None = None) -> list[ShippedModel]:
     """Every model of the manifest; raises CheckpointError if the manifest itself is unusable."""
     folder, out = Path(folder or weights_dir()), []
@@ -51,3 +38,13 @@ def shipped_models(folder: Path | None = None) -> list[ShippedModel]:
         except CheckpointError as e:
             out.append(ShippedModel(name, entry, None, str(e)))
     return out
+
+
+@torch.no_grad()
+def make_example(model: Autoencoder, test_images: torch.Tensor, index: int = EXAMPLE_INDEX) -> dict:
+    """The manifest's example for `model`: test digit `index`, its code and its reconstruction
+    (the Home page shows it without loading torch; tests/test_weights.py checks it is current)."""
+    x = test_images[index:index + 1]
+    return {"test_index": index, "input": pack_image(x[0].numpy()),
+            "code": [round(float(v), 5) for v in model.encode(x)[0]],
+            "reconstruction": pack_image(model.reconstruct(x)[0].numpy())}

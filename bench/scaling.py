@@ -11,7 +11,7 @@ import textwrap
 import torch
 
 import aecore
-from aecore.train import TrainConfig
+from aecore.trainer import TrainConfig
 
 from .common import Table, line_chart, time_calls
 

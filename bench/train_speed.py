@@ -16,7 +16,7 @@ import aecore
 from aecore import metrics
 from aecore.data import cache_dir, ensure_mnist
 from aecore.shipped import shipped_models
-from aecore.train import TrainConfig
+from aecore.trainer import TrainConfig
 
 from .common import Table
 

@@ -14,7 +14,7 @@ import ui
 from aecore import jobs
 from aecore.models import describe_model, recommended_lr
 from aecore.noise import NOISE_KINDS
-from aecore.train import LIMITS, ConfigError, TrainConfig
+from aecore.trainer import LIMITS, ConfigError, TrainConfig
 
 JOB, UPLOADED, D = "train_job", "train_uploaded", jobs.DEFAULTS
 

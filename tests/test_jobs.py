@@ -8,7 +8,7 @@ import torch
 import aecore
 from aecore import jobs
 from aecore.jobs import DONE, FAILED, QUEUED, RUNNING, STOPPED, Scheduler, TrainingJob
-from aecore.train import ConfigError, TrainConfig
+from aecore.trainer import ConfigError, TrainConfig
 
 TINY = dict(batch_size=64, train_size=512, test_size=100)
 FOREVER = dict(epochs=1000, batch_size=32, train_size=2048, test_size=64)  # 64k steps: until stopped

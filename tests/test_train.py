@@ -6,7 +6,7 @@ import torch
 
 import aecore
 from aecore.models import DEFAULT_LR, recommended_lr
-from aecore.train import ConfigError, TrainConfig, TrainingDiverged, init_output_bias, schedule, train
+from aecore.trainer import ConfigError, TrainConfig, TrainingDiverged, init_output_bias, schedule, train
 
 TINY = dict(train_size=512, test_size=256, batch_size=64)
 

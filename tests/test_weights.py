@@ -4,10 +4,12 @@ import hashlib
 import json
 
 import pytest
+import torch
 
 import aecore
 from aecore.evaluation import evaluate_model
-from aecore.shipped import shipped_models, weights_dir
+from aecore.manifest import read_example
+from aecore.shipped import make_example, shipped_models, weights_dir
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +43,16 @@ def test_manifest_records_command_and_file_hash(shipped):
         data = (weights_dir() / s.entry["file"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == s.entry["sha256"]
         assert s.entry["metrics"]["images"] == 10000
+
+
+def test_the_recorded_examples_are_what_the_models_give_now(shipped, mnist_test):
+    """The Home page shows the manifest's example without running the model: it must be current."""
+    for s in shipped:
+        digit, code, reconstruction = read_example(s.entry)
+        fresh_digit, fresh_code, fresh = read_example({"example": make_example(s.model, mnist_test[0])})
+        assert (digit == fresh_digit).all()
+        assert abs(torch.tensor(code) - torch.tensor(fresh_code)).max() < 1e-3, s.name
+        assert abs(reconstruction - fresh).max() <= 1 / 255 + 1e-6, s.name
 
 
 def test_total_size_under_30_mb():

@@ -1,6 +1,11 @@
+import base64
 import json
+import subprocess
+import sys
 
+from aecore.manifest import read_example
 from aecore.shipped import weights_dir
+from tests.conftest import ROOT
 
 
 def test_home_renders_the_shipped_models(run_page):
@@ -11,7 +16,35 @@ def test_home_renders_the_shipped_models(run_page):
     manifest = json.loads((weights_dir() / "manifest.json").read_text())["models"]
     assert list(table["model"]) == [e["file"].removesuffix(".pt") for e in manifest]
     assert list(table["MSE"]) == [round(e["metrics"]["mse"], 5) for e in manifest]
-    assert len(at.get("image")) == 2  # input and reconstruction
+    assert set(table["status"]) == {"ready"}
+    # input, the code as a chart, reconstruction: the best plain model's recorded example
+    best = min((e for e in manifest if not e["metrics"]["noise"]), key=lambda e: e["metrics"]["mse"])
+    images = at.get("image")
+    assert len(images) == 3
+    assert f"the code of **{best['file'].removesuffix('.pt')}**: {best['code_size']} numbers" in \
+        [c.value for c in at.caption]
+    url = images[1].proto.imgs[0].url
+    assert url.startswith("data:image/svg+xml;base64,")
+    svg = base64.b64decode(url.split(",", 1)[1]).decode()
+    assert svg.count("<rect ") == best["code_size"]          # one bar per code number
+
+
+def test_home_renders_without_importing_torch():
+    """The page a fresh server shows first does not wait for torch (~1 s to import here): the
+    script runs with torch made unimportable. Only the background warm-up needs it."""
+    script = f"""
+import sys, threading
+sys.modules["torch"] = None            # `import torch` now raises ImportError
+sys.path.insert(0, {str(ROOT)!r})
+threading.excepthook = lambda args: None   # the warm-up thread fails without torch: fine here
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file({str(ROOT / "app.py")!r}, default_timeout=30).run()
+assert not at.exception, [e.value for e in at.exception]
+assert len(at.get("image")) == 3 and len(at.dataframe) == 1 and not at.warning
+print("ok")
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-2000:]
 
 
 def test_home_names_an_unavailable_model(run_page, tmp_path, monkeypatch):
@@ -28,5 +61,30 @@ def test_home_names_an_unavailable_model(run_page, tmp_path, monkeypatch):
         assert not at.exception
         assert any(first.removesuffix(".pt") in w.value and "unavailable" in w.value for w in at.warning)
         assert "unavailable" in list(at.dataframe[0].value["status"])
+    finally:
+        ui.shipped.clear()
+
+
+def test_home_computes_the_example_when_the_manifest_has_none(run_page, tmp_path, monkeypatch):
+    """A weights folder whose manifest was written without examples: the picture comes from
+    the model itself, and it is the same picture."""
+    import shutil
+    for p in weights_dir().iterdir():
+        shutil.copy(p, tmp_path / p.name)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    recorded = {e["file"]: read_example(e) for e in manifest["models"]}
+    for e in manifest["models"]:
+        del e["example"]
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setenv("AECORE_WEIGHTS", str(tmp_path))
+    import ui
+    ui.shipped.clear()
+    try:
+        at = run_page("app.py")
+        assert not at.exception and len(at.get("image")) == 3
+        best = min((e for e in manifest["models"] if not e["metrics"]["noise"]), key=lambda e: e["metrics"]["mse"])
+        assert f"the code of **{best['file'].removesuffix('.pt')}**: {best['code_size']} numbers" in \
+            [c.value for c in at.caption]
+        assert recorded[best["file"]] is not None
     finally:
         ui.shipped.clear()

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 import aecore
 from aecore import jobs
 from aecore.checkpoint import checkpoint_bytes
-from aecore.train import TrainConfig
+from aecore.trainer import TrainConfig
 from tests.conftest import ROOT
 
 PAGE = "pages/3_Train.py"
