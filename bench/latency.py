@@ -101,9 +101,9 @@ def _get(url: str, timeout: float = 2.0) -> bytes | None:
         return None
 
 
-def server_start(browser=None, timeout: float = 90.0) -> dict:
+def server_start(browser=None, timeout: float = 90.0, path: str = "/") -> dict:
     """Seconds from spawning `streamlit run app.py` to /_stcore/health answering, to the
-    first GET of the page, and (with a Playwright `browser`) to the rendered Home page."""
+    first GET of the page, and (with a Playwright `browser`) to the rendered page at `path`."""
     port = free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
@@ -124,7 +124,7 @@ def server_start(browser=None, timeout: float = 90.0) -> dict:
                 raise RuntimeError(f"GET {url}/ failed after the health check passed")
             out["get"] = time.perf_counter() - start
             if browser is not None:
-                rendered, error = render(browser, url, timeout)
+                rendered, error = render(browser, url + path, timeout)
                 out["rendered"] = rendered - start
                 out.update({"error": error} if error else {})
         finally:
@@ -196,16 +196,21 @@ def startup_rows(starts: int, use_browser: bool) -> tuple[list[tuple], list[str]
     with ExitStack() as stack:
         browser, why = launch_browser(stack) if use_browser else (None, "skipped in quick mode")
         runs = [server_start(browser) for _ in range(starts)]
+        draw = [server_start(browser, path="/Draw") for _ in range(starts)] if browser else []
     if browser is None:
         notes.append(f"Rendered-page time not measured: {why}.")
-    notes += sorted({f"The Home page showed an error: {r['error']}" for r in runs if "error" in r})
+    notes += sorted({f"The page showed an error: {r['error']}" for r in runs + draw if "error" in r})
     rows = []
-    for key, name in (("health", "app start -> /_stcore/health answers"),
-                      ("get", "app start -> first GET / served (HTML; the script has not run yet)"),
-                      ("rendered", "app start -> Home page rendered in Chromium (script ran, models loaded)")):
-        ms = [1000 * r[key] for r in runs if key in r]
-        if not ms and browser is None:
+    for name, seconds in (
+            ("app start -> /_stcore/health answers", [r["health"] for r in runs]),
+            ("app start -> first GET / served (HTML; the script has not run yet)", [r["get"] for r in runs]),
+            ("app start -> Home page rendered in Chromium (script run finished)",
+             [r["rendered"] for r in runs if "rendered" in r]),
+            ("app start -> Draw page (deep link) rendered: torch and all models load in that run",
+             [r["rendered"] for r in draw if "rendered" in r])):
+        if not seconds and browser is None:
             continue   # said in the notes
+        ms = [1000 * t for t in seconds]
         timing = {"median_ms": float(np.median(ms)), "p95_ms": max(ms), "runs": len(ms)} if ms else None
         rows.append((name, timing))
     return rows, notes
@@ -216,9 +221,9 @@ def headline(timings: dict) -> str:
     text = (f"Latency: drawing -> preprocessing -> every shipped model takes {whole['median_ms']:.1f} ms "
             f"(median), {whole['p95_ms']:.1f} ms (p95; goal < {TARGET_P95_MS:g} ms)")
     rerun = timings.get("Draw page rerun under AppTest (a stroke)")
-    rendered = next((t for name, t in timings.items() if "rendered" in name and t), None)
+    rendered = next((t for name, t in timings.items() if "Home page rendered" in name and t), None)
     text += f"; a Draw page rerun {rerun['median_ms']:.0f} ms" if rerun else ""
-    text += f"; app start to a rendered Home page {rendered['median_ms'] / 1000:.1f} s" if rendered else ""
+    text += f"; app start to a rendered Home page {rendered['median_ms'] / 1000:.1f} s (goal < 3 s)" if rendered else ""
     return text + "."
 
 
@@ -238,7 +243,8 @@ def run(quick: bool = False) -> list[Table]:
     start_rows, notes = startup_rows(1 if quick else 3, use_browser=not quick)
     table.headline = headline(dict(rows + start_rows))
     for name, t in rows + start_rows:
-        goal = f"p95 < {TARGET_P95_MS:g} ms" if name.startswith("whole path") else ""
+        goal = (f"p95 < {TARGET_P95_MS:g} ms" if name.startswith("whole path") else
+                "< 3 s" if "Home page rendered" in name else "")
         if t is None:
             table.add(name, None, "n/a", "n/a", goal)
         else:
