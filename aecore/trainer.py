@@ -36,7 +36,7 @@ class TrainConfig:
     batch_size: int = 128
     lr: float | None = None      # Adam; None: the model's recommended rate (registry)
     warmup: int = 50             # steps of linear warm-up (at most a tenth of the run), then cosine decay to 0
-    init_bias: bool = True       # start the decoder's output bias at the logit of the mean training pixel
+    init_bias: bool = True       # a fresh model's decoder output bias starts at the logit of the mean pixel
     weight_decay: float = 0.0
     seed: int = 0                # shuffling, noise and sampling
     noise: str | None = None     # denoising objective: None or one of NOISE_KINDS
@@ -170,7 +170,7 @@ def train(model: Autoencoder, train_images: torch.Tensor, test_images: torch.Ten
     total = batches * config.epochs
     if config.lr is None:
         config = replace(config, lr=recommended_lr(getattr(model, "name", None)))
-    if config.init_bias:
+    if config.init_bias and not hasattr(model, "history"):   # a loaded checkpoint keeps what it learnt
         init_output_bias(model, data[:10_000])
     # fused: the whole update in one kernel, half the optimizer's time for small models here
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)

@@ -153,3 +153,12 @@ def test_warmup_and_bias_init_train_the_simple_model_better(mnist_test):
         result = train(aecore.create_model("simple"), train_x, test_x, TrainConfig(epochs=2, **config))
         results[label] = result.history["test_mse"][-1]
     assert results["defaults"] < 0.8 * results["old"], results
+
+
+def test_a_loaded_checkpoint_keeps_its_output_bias(images, tmp_path):
+    model, _ = _train(images, epochs=1)
+    aecore.save_checkpoint(model, tmp_path / "m.pt")
+    loaded = aecore.load_checkpoint(tmp_path / "m.pt")
+    before = loaded.decoder[0].bias.detach().clone()
+    train(loaded, *images, TrainConfig(**TINY, epochs=1, lr=1e-6, warmup=0))
+    assert (loaded.decoder[0].bias - before).abs().max() < 1e-4   # moved by training only, not reset
