@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import fcntl
 import hashlib
 import json
 import os
@@ -139,6 +140,14 @@ def read_manifest_file(manifest: Path) -> dict:
 
 def record_in_manifest(manifest: Path, out: Path, command: str, metrics: dict, model,
                        example: dict | None = None) -> None:
+    # one writer at a time: trainings that finish together (scripts/train-weights.sh runs
+    # two chains) must not drop each other's entry between read and write
+    with open(manifest.with_name(manifest.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _record(manifest, out, command, metrics, model, example)
+
+
+def _record(manifest: Path, out: Path, command: str, metrics: dict, model, example: dict | None) -> None:
     entries = read_manifest_file(manifest)
     entry = {"file": os.path.relpath(out, manifest.parent), "model": model.name, "config": model.config,
              "code_size": model.code_size, "command": command, "metrics": metrics,

@@ -87,3 +87,23 @@ def test_wrong_model_name_is_refused_by_argparse():
 def test_debug_shows_the_traceback():
     r = cli("--debug", "evaluate", "--checkpoint", "missing.pt")
     assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_trainings_that_finish_together_keep_both_manifest_entries(tmp_path):
+    """scripts/train-weights.sh runs two chains: their manifest updates must not race."""
+    import json
+    import threading
+    from aecore.cli import record_in_manifest
+    manifest, model = tmp_path / "manifest.json", aecore.create_model("simple", code_size=2)
+    names = [f"m{i}.pt" for i in range(24)]
+    for name in names:
+        (tmp_path / name).write_bytes(name.encode())
+    def record(mine):
+        for name in mine:
+            record_in_manifest(manifest, tmp_path / name, "cmd", {"mse": 0.1}, model)
+    threads = [threading.Thread(target=record, args=(names[i::3],)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(e["file"] for e in json.loads(manifest.read_text())["models"]) == sorted(names)
