@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces every checkpoint in weights/: each command records itself, its metrics on
 # the full MNIST test set and the file's sha256 in weights/manifest.json.
-# Two chains of one-thread jobs (2 cores); about 40 minutes. `--threads` does not
+# Two chains of one-thread jobs (2 cores); about 30 minutes here. `--threads` does not
 # change what is trained, only how fast. A CUDA GPU is used when present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
