@@ -7,7 +7,6 @@ atomically and read with `torch.load(weights_only=True)`, so loading never runs 
 from __future__ import annotations
 
 import io
-import math
 import os
 import pickle
 import zipfile

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import fcntl
-import hashlib
 import json
 import os
 import shlex
@@ -21,6 +20,7 @@ from .atomic import WriteError, atomic_write_bytes
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import DataError, load_mnist
 from .evaluation import evaluate_model, format_table
+from .manifest import file_sha256
 from .models import create_model, describe_model, list_models, model_options, UnknownModelError
 from .noise import NOISE_KINDS
 from .shipped import make_example
@@ -151,7 +151,7 @@ def _record(manifest: Path, out: Path, command: str, metrics: dict, model, examp
     entries = read_manifest_file(manifest)
     entry = {"file": os.path.relpath(out, manifest.parent), "model": model.name, "config": model.config,
              "code_size": model.code_size, "command": command, "metrics": metrics,
-             "sha256": hashlib.sha256(out.read_bytes()).hexdigest(), **({"example": example} if example else {})}
+             "sha256": file_sha256(out), **({"example": example} if example else {})}
     models = entries["models"]
     same = [i for i, e in enumerate(models) if e.get("file") == entry["file"]]
     if same:   # a retrained model keeps its place (the app lists models in manifest order)

@@ -49,13 +49,17 @@ def file_problem(folder: Path, entry: dict) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=64)
-def _sha256(path: Path, size: int, mtime_ns: int) -> str:   # size and mtime: a changed file is hashed again
+def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: Path, size: int, mtime_ns: int) -> str:   # size and mtime: a changed file is hashed again
+    return file_sha256(path)
 
 
 def pack_image(image: np.ndarray) -> str:

@@ -7,7 +7,6 @@ Artifacts", Distill 2016), and squeezes the image into a dense code of any size.
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from .base import Autoencoder, check_positive

@@ -4,7 +4,6 @@ A 2-D code can be plotted directly."""
 from __future__ import annotations
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from .base import Autoencoder, check_positive

@@ -2,6 +2,8 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from aecore import jobs
+
 from tests.conftest import ROOT
 
 
@@ -15,3 +17,13 @@ def run_page():
             at.session_state[key] = value
         return at.run()
     return run
+
+
+@pytest.fixture
+def idle_scheduler():
+    """The test ends with no training left in this process (queued or running)."""
+    yield
+    for job in [*jobs.SCHEDULER.waiting, jobs.SCHEDULER.running]:
+        if job is not None:
+            job.stop()
+            job.wait(10)

@@ -26,6 +26,8 @@ from aecore.shipped import shipped_models
 from tests.conftest import ROOT
 
 DRAW, TRAIN = "pages/1_Draw.py", "pages/3_Train.py"
+pytestmark = pytest.mark.usefixtures("idle_scheduler")   # every test ends with no training left
+
 CANVAS_KEY = "draw_canvas_0"   # the Draw page's canvas key before any Clear
 SEVEN = [(80, 60), (200, 60), (120, 230)]
 
@@ -316,15 +318,6 @@ def test_checkpoint_file_names_are_shown_literally(run_page, good):
 
 
 # --------------------------------------------------------------------------- training settings (Train)
-
-@pytest.fixture(autouse=True)
-def no_training_left():
-    yield
-    for job in [*jobs.SCHEDULER.waiting, jobs.SCHEDULER.running]:
-        if job is not None:
-            job.stop()
-            job.wait(10)
-
 
 @pytest.mark.parametrize("key, value, message", [   # test_train_page.py has the first few of each
     ("train_lr_simple", float("nan"), "lr must be a number from 1e-06 to 1, got nan"),

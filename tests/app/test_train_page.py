@@ -13,19 +13,11 @@ from aecore.checkpoint import checkpoint_bytes
 from aecore.trainer import TrainConfig
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.usefixtures("idle_scheduler")   # every test ends with no training left
+
 PAGE = "pages/3_Train.py"
 TINY = {"train_train_size": 256, "train_test_size": 64, "train_epochs": 1}
 LABEL = "simple-32, 1 ep"
-
-
-@pytest.fixture(autouse=True)
-def idle_scheduler():
-    """Every test starts and ends with no training in this process."""
-    yield
-    for job in [*jobs.SCHEDULER.waiting, jobs.SCHEDULER.running]:
-        if job is not None:
-            job.stop()
-            job.wait(10)
 
 
 def run_until(at: AppTest, condition, timeout: float = 60) -> AppTest:
