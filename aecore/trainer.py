@@ -14,6 +14,7 @@ from torch.nn import functional as F
 
 from .models import Autoencoder, recommended_lr
 from .noise import NOISE_KINDS, add_noise
+from .precision import PRECISIONS, autocast, is_convolutional, resolve_precision
 
 LIMITS = {  # allowed ranges, also used by the CLI and the app to validate input
     "epochs": (1, 1000), "batch_size": (1, 4096), "lr": (1e-6, 1.0),
@@ -45,6 +46,8 @@ class TrainConfig:
     test_size: int | None = None   # evaluate on the first N test images
     loss: str = "bce"            # "bce" or "mse" (the VAE always uses its ELBO)
     device: str = "auto"         # "auto" = CUDA when present, else CPU
+    precision: str = "auto"      # "auto", "fp32" or "bf16" autocast (aecore.precision)
+    channels_last: bool = True   # convolutional models train in the channels-last memory layout
 
     def validate(self) -> "TrainConfig":
         for name, (lo, hi) in LIMITS.items():
@@ -57,6 +60,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be {kind} from {lo:g} to {hi:g}, got {value!r}")
         if self.noise not in (None, *NOISE_KINDS):
             raise ConfigError(f"noise must be one of {', '.join(NOISE_KINDS)} (or none), got {self.noise!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.loss not in ("bce", "mse"):
             raise ConfigError(f"loss must be 'bce' or 'mse', got {self.loss!r}")
         for name in ("train_size", "test_size"):
@@ -91,6 +96,8 @@ class TrainResult:
         "epoch", "train_loss", "test_loss", "test_mse", "images_per_s", "seconds")})
     stopped: bool = False
     config: dict = field(default_factory=dict)
+    precision: str = "fp32"      # what the run used ("auto" resolved)
+    note: str | None = None      # e.g. why bf16 fell back to fp32
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -157,12 +164,27 @@ def train(model: Autoencoder, train_images: torch.Tensor, test_images: torch.Ten
     """Train `model` in place on images (N,1,28,28) in [0,1], clean targets.
 
     Stops early (keeping the weights so far, `stopped=True`) when `stop` is set; raises
-    TrainingDiverged on a non-finite loss after restoring the last good epoch."""
+    TrainingDiverged on a non-finite loss after restoring the last good epoch. However it
+    ends, the model is left in eval mode on the CPU in the default memory layout."""
     config.validate()
-    torch.manual_seed(config.seed)
-    torch.set_flush_denormal(True)  # near-zero activations are common here and slow on CPU
     device = pick_device(config.device)
-    model.to(device).train()
+    precision, note = resolve_precision(config.precision, device)
+    channels_last = config.channels_last and is_convolutional(model)
+    flushing = torch.set_flush_denormal(True)  # near-zero activations are common here and slow on CPU
+    try:
+        model.to(device).train()
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        return _train(model, train_images, test_images, config, callback, stop, device,
+                      TrainResult(precision=precision, note=note), channels_last)
+    finally:
+        if flushing:
+            torch.set_flush_denormal(False)
+        model.eval().cpu().to(memory_format=torch.contiguous_format)
+
+
+def _train(model, train_images, test_images, config, callback, stop, device, result, channels_last):
+    torch.manual_seed(config.seed)
     data = train_images[: config.train_size]
     test = None if test_images is None else test_images[: config.test_size]
     n, bs = len(data), min(config.batch_size, len(data))
@@ -172,12 +194,13 @@ def train(model: Autoencoder, train_images: torch.Tensor, test_images: torch.Ten
         config = replace(config, lr=recommended_lr(getattr(model, "name", None)))
     if config.init_bias and not hasattr(model, "history"):   # a loaded checkpoint keeps what it learnt
         init_output_bias(model, data[:10_000])
-    # fused: the whole update in one kernel, half the optimizer's time for small models here
+    # fused: the whole update in one kernel, half the optimizer's time for small models
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: schedule(s, total, config.warmup))
     g_shuffle = torch.Generator().manual_seed(config.seed)
     g_noise = torch.Generator().manual_seed(config.seed + 1)
-    result = TrainResult(config=asdict(config))
+    result.config = asdict(config)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
     good_state = copy.deepcopy(model.state_dict())
     start, done = time.perf_counter(), 0
     for epoch in range(1, config.epochs + 1):
@@ -186,16 +209,19 @@ def train(model: Autoencoder, train_images: torch.Tensor, test_images: torch.Ten
         for b in range(batches):
             if stop is not None and stop.is_set():
                 result.stopped = True
-                return _finish(model, result)
+                return result
             idx = order[b * bs:(b + 1) * bs]
             clean = data[idx]
-            x, target = corrupt(clean, config, g_noise).to(device), clean.to(device)
-            loss, _ = model.loss(x, target, config.loss)
+            x = corrupt(clean, config, g_noise).to(device).contiguous(memory_format=layout)
+            with autocast(result.precision, device):
+                loss, _ = model.loss(x, clean.to(device), config.loss)
             if not torch.isfinite(loss):
                 model.load_state_dict(good_state)
                 raise TrainingDiverged(
-                    f"the loss became {loss.item()} in epoch {epoch}, batch {b + 1}; try a lower "
-                    f"learning rate (was {config.lr:g}). The model keeps the weights of the last good epoch.")
+                    f"the loss became {loss.item()} in epoch {epoch}, batch {b + 1} (precision "
+                    f"{result.precision}); try a lower learning rate (was {config.lr:g})"
+                    + (" or --precision fp32" if result.precision != "fp32" else "")
+                    + ". The model keeps the weights of the last good epoch.")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -221,10 +247,4 @@ def train(model: Autoencoder, train_images: torch.Tensor, test_images: torch.Ten
             callback(Progress("epoch", epoch, config.epochs, batches, batches, h["train_loss"][-1],
                               h["images_per_s"][-1], elapsed, elapsed / done * (total - done),
                               test_loss, test_mse))
-    return _finish(model, result)
-
-
-def _finish(model: Autoencoder, result: TrainResult) -> TrainResult:
-    torch.set_flush_denormal(False)
-    model.eval().cpu()
     return result

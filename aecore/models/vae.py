@@ -33,7 +33,7 @@ class VAE(Autoencoder):
         return self.decode(z)
 
     def loss(self, x, target, objective="bce"):  # the ELBO fixes the objective
-        mu, logvar = self.encode_stats(x)
+        mu, logvar = (t.float() for t in self.encode_stats(x))   # fp32 under a bf16 autocast too
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         logits = self.decoder(z)
         # per image: reconstruction NLL + beta KL(q(z|x) || N(0, I)), averaged over the batch

@@ -1,0 +1,70 @@
+"""Numeric precision of training: bfloat16 autocast where the hardware has bf16 units.
+
+Under `torch.autocast(dtype=torch.bfloat16)` matrix products and convolutions run in
+bfloat16 (oneDNN on CPUs with AVX-512 bf16 or AMX, tensor cores on CUDA); master weights,
+optimizer state and the loss stay fp32, so a step is as stable as fp32's (the same 8-bit
+exponent) at a quarter of the bytes moved. Convolutional models also train in the
+channels-last memory layout, which oneDNN's kernels prefer. docs/BENCHMARKS.md has the
+measured gains (`python -m bench --only precision`)."""
+from __future__ import annotations
+
+import contextlib
+import functools
+from pathlib import Path
+
+import torch
+
+PRECISIONS = ("auto", "fp32", "bf16")
+PRECISION_HELP = {
+    "auto": "bfloat16 where this machine has bf16 units (CUDA, or a CPU with AVX-512 bf16 / AMX), else fp32",
+    "fp32": "32-bit floats throughout: the slowest, the reference",
+    "bf16": "bfloat16 matrix products and convolutions; weights, optimizer and loss stay fp32",
+}
+BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as Linux reports them (empty elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def bf16_units(device: torch.device, flags: frozenset[str] | None = None) -> bool:
+    """Whether `device` computes bfloat16 natively (emulated bf16 is slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        flags = cpu_flags() if flags is None else flags
+        return bool(flags & BF16_CPU_FLAGS) and torch.backends.mkldnn.is_available()
+    return False
+
+
+def resolve_precision(requested: str, device: torch.device,
+                      flags: frozenset[str] | None = None) -> tuple[str, str | None]:
+    """("fp32" or "bf16", a one-line note when that is not what was asked for, else None)."""
+    if requested not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
+    native = bf16_units(device, flags)
+    if requested == "auto":
+        return ("bf16" if native else "fp32"), None
+    if requested == "bf16" and not native:
+        return "fp32", (f"precision bf16 is not supported on this {device.type} (no bfloat16 units); "
+                        "training in fp32 instead")
+    return requested, None
+
+
+def autocast(precision: str, device: torch.device):
+    """The context a training step's forward pass and loss run in."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def is_convolutional(model: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in model.modules())
