@@ -2,11 +2,14 @@
 session, and image rendering. Pages call these and `aecore`; nothing here does maths."""
 from __future__ import annotations
 
+import base64
+import io
 import threading
 
 import numpy as np
 import streamlit as st
 import torch
+from PIL import Image
 
 import aecore
 import aecore.metrics
@@ -117,6 +120,14 @@ def image_row(images, captions, scale: int = 4) -> None:
     `image_grid` keeps them side by side)."""
     for col, image, caption in zip(st.columns(len(images)), images, captions):
         col.image(to_pixels(image, scale), caption=caption)
+
+
+def png_data_url(image: np.ndarray) -> str:
+    """(H,W) float array in [0,1] -> a "data:image/png;base64,..." URL of its grey levels
+    (a Plotly layout image: one PNG instead of H*W numbers)."""
+    buf = io.BytesIO()
+    Image.fromarray((np.clip(image, 0, 1) * 255).round().astype(np.uint8)).save(buf, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def image_grid(images, captions=None, scale: int = 4) -> None:
