@@ -112,7 +112,7 @@ with left:
 models = ui.available_models()
 if digit is not None:
     st.session_state["drawing"] = digit
-    right.image(ui.to_pixels(digit, 5), caption="what the models see: 28×28, MNIST-style")
+    right.image(ui.to_pixels(digit, 5), caption="what the models see: 28×28, MNIST-style", width=140)
     if not models:
         st.warning("No model is available: train one on the Train page.")
         st.stop()
