@@ -102,7 +102,7 @@ def novelty_note(digit, models) -> None:
             f"{result.error / result.median:.1f}× the typical test digit's; "
             f"{result.percentile:.0f}% of the 10,000 test digits are rebuilt at least as well.")
     note = ("" if checked else " (This model was not checked for telling digits from other shapes.)")
-    (st.success if result.is_digit_like else st.warning)(text + note, icon="🔎")
+    (st.success if result.is_digit_like else st.warning)(text + note, icon=":material/search:")
 
 
 left, right = st.columns([3, 2])
