@@ -2,15 +2,24 @@
 session, and image rendering. Pages call these and `aecore`; nothing here does maths."""
 from __future__ import annotations
 
+import base64
+import io
 import threading
 
 import numpy as np
 import streamlit as st
 import torch
+from PIL import Image
 
 import aecore
 import aecore.metrics
+import aecore.novelty
 from aecore.shipped import ShippedModel, make_example, shipped_models
+
+# One colour per digit 0-9 wherever digits are coloured (maps, overlays): each has a
+# contrast of at least 3:1 (WCAG, graphics) on white and on black (tests/app/test_latent_page.py).
+DIGIT_COLOURS = ("#1f77b4", "#e8710a", "#2ca02c", "#d62728", "#9467bd",
+                 "#8c564b", "#d3399c", "#707070", "#8f8a00", "#0f9d9a")
 
 SESSION_MODELS = "session_models"   # st.session_state key: {label: model}
 MAX_SESSION_MODELS = 8              # older ones are dropped: bounded memory per session
@@ -45,6 +54,16 @@ def _warm_up() -> None:
 @st.cache_resource(show_spinner="Loading the MNIST test set…")
 def test_set() -> tuple[torch.Tensor, torch.Tensor]:
     return aecore.load_mnist("test")
+
+
+@st.cache_resource(show_spinner="Measuring how well the model rebuilds the test digits…", max_entries=4)
+def _novelty_reference(label: str, model_id: int, _model):
+    return aecore.novelty.reference_errors(_model, test_set()[0])
+
+
+def novelty_reference(label: str, model):
+    """The sorted test-set errors of `model` (aecore.novelty), computed once per model."""
+    return _novelty_reference(label, id(model), model)
 
 
 def session_models() -> dict:
@@ -97,6 +116,23 @@ def to_pixels(image, scale: int = 4) -> np.ndarray:
 
 
 def image_row(images, captions, scale: int = 4) -> None:
-    """Images side by side with a caption under each."""
+    """Images side by side with a caption under each (st.columns: they stack on a phone;
+    `image_grid` keeps them side by side)."""
     for col, image, caption in zip(st.columns(len(images)), images, captions):
         col.image(to_pixels(image, scale), caption=caption)
+
+
+def png_data_url(image: np.ndarray) -> str:
+    """(H,W) float array in [0,1] -> a "data:image/png;base64,..." URL of its grey levels
+    (a Plotly layout image: one PNG instead of H*W numbers)."""
+    buf = io.BytesIO()
+    Image.fromarray((np.clip(image, 0, 1) * 255).round().astype(np.uint8)).save(buf, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def image_grid(images, captions=None, scale: int = 4) -> None:
+    """Equally sized images, each 28*scale px wide, flowing left to right and wrapping
+    to as many per line as the screen holds: one element (one st.image of a list), so
+    any number of images keeps one size, and a phone shows a compact grid."""
+    pixels = [to_pixels(image, scale) for image in images]
+    st.image(pixels, caption=list(captions) if captions is not None else None, width=28 * scale)

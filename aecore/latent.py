@@ -121,13 +121,12 @@ def manifold_grid(model, n: int = 15, extent: float = 0.9) -> torch.Tensor:
     return decode(model, torch.stack([z1.flatten(), z2.flatten()], 1))
 
 
-def manifold_pixel_levels(n: int = 15, extent: float = 0.9) -> np.ndarray:
-    """The level of every pixel column of `tile(manifold_grid(...), n)`, increasing,
-    (n*28,): cell i spans one level step centred on level i. Reversed, the rows' levels."""
-    levels = manifold_levels(n, extent).numpy()
-    step = levels[1] - levels[0] if n > 1 else 1.0
-    offsets = (np.arange(28) - 13.5) * step / 28                 # pixel centres in a cell
-    return (levels[:, None] + offsets[None, :]).reshape(-1)
+def manifold_extent(n: int = 15, extent: float = 0.9) -> tuple[float, float]:
+    """(low, high) level of the outer cell edges of `manifold_grid`: each cell spans one
+    level step centred on its level, so the plane covers [low, high] on both axes."""
+    levels = manifold_levels(n, extent)
+    half = (levels[1] - levels[0]).item() / 2 if n > 1 else 0.5
+    return levels[0].item() - half, levels[-1].item() + half
 
 
 def to_levels(codes: torch.Tensor) -> torch.Tensor:

@@ -7,12 +7,13 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 import ui
-from aecore import denoising
+from aecore import denoising, novelty
 from aecore.preprocess import ImageError, load_image, to_mnist
 
 CANVAS = "draw_canvas"         # widget key prefix; a new suffix (after Clear) empties the canvas
 CLEARS = "draw_canvas_clears"  # session_state: how often Clear was pressed
 MAX_MB = 5                     # image upload limit (the server-wide cap is sized for checkpoints)
+WIDTHS = (10, 15, 20, 30, 40)  # stroke widths offered, canvas pixels
 
 st.set_page_config(page_title="Draw · MNIST Autoencoder Lab", page_icon="✏️", layout="wide")
 st.title("Draw a digit")
@@ -23,11 +24,15 @@ ui.show_unavailable()
 def canvas_input():
     """(28,28) digit from the canvas or None, and when the canvas data arrived."""
     canvas_col, tools_col = st.columns([3, 2])
-    width = tools_col.slider("Stroke width", 6, 40, 20, help="in canvas pixels; the canvas is 280×280")
+    # a radio, not a slider: a slider sends its value 0.2 s after the last move (debounced),
+    # so a stroke or a Clear in that window still got the old width
+    width = tools_col.radio("Stroke width", WIDTHS, index=WIDTHS.index(20), horizontal=True,
+                            format_func=lambda w: f"{w} px", help="in canvas pixels; the canvas is 280×280")
     if tools_col.button("Clear", icon=":material/ink_eraser:"):
         st.session_state[CLEARS] = st.session_state.get(CLEARS, 0) + 1
         st.session_state.pop("drawing", None)
     with canvas_col:
+        st.space(32)  # room for the canvas's toolbar, which floats 2.65rem above it on hover
         try:  # what the browser sent is untrusted: the PNG gets the same checks as an upload
             png, drawn = read_canvas(width)
             start = time.perf_counter()
@@ -57,8 +62,10 @@ def read_canvas(width: int) -> tuple[bytes | None, bool]:
 
 def upload_input():
     """(28,28) digit from an uploaded picture or None, and when the bytes arrived."""
+    # The size limit is checked here, not by the uploader: a file the uploader refuses never
+    # reaches the script, so the message about the previous file would stay on screen.
     file = st.file_uploader(f"A PNG or JPEG of one digit, dark on light or light on dark, any size up "
-                            f"to {MAX_MB} MB", type=["png", "jpg", "jpeg"], max_upload_size=MAX_MB)
+                            f"to {MAX_MB} MB", type=["png", "jpg", "jpeg"])
     start = time.perf_counter()
     if file is None:
         st.info("Upload a picture of a single handwritten digit.")
@@ -87,26 +94,38 @@ def code_chart(code, label):
     return fig
 
 
-left, right = st.columns([3, 1])
+def novelty_note(digit, models) -> None:
+    """Where the drawing's reconstruction error falls among the test digits' (aecore.novelty)."""
+    label, checked = novelty.pick_model(models)
+    result = novelty.judge(models[label], digit, ui.novelty_reference(label, models[label]))
+    text = (f"**{result.verdict[0].upper() + result.verdict[1:]}**: {label} rebuilds it with error {result.error:.4f}, "
+            f"{result.error / result.median:.1f}× the typical test digit's; "
+            f"{result.percentile:.0f}% of the 10,000 test digits are rebuilt at least as well.")
+    note = ("" if checked else " (This model was not checked for telling digits from other shapes.)")
+    (st.success if result.is_digit_like else st.warning)(text + note, icon=":material/search:")
+
+
+left, right = st.columns([3, 2])
 with left:
     source = st.radio("Input", ["Draw", "Upload a picture"], horizontal=True, label_visibility="collapsed")
     digit, start = canvas_input() if source == "Draw" else upload_input()
 models = ui.available_models()
 if digit is not None:
     st.session_state["drawing"] = digit
-    right.image(ui.to_pixels(digit, 5), caption="what the models see: 28×28, MNIST-style")
+    right.image(ui.to_pixels(digit, 5), caption="what the models see: 28×28, MNIST-style", width=140)
     if not models:
         st.warning("No model is available: train one on the Train page.")
         st.stop()
     results = denoising.reconstructions(digit, models)
     elapsed_ms = (time.perf_counter() - start) * 1000
+    with right:
+        novelty_note(digit, models)
     st.subheader("Reconstructions")
     labels = list(results)
-    for i in range(0, len(labels), 6):
-        row = labels[i:i + 6]
-        ui.image_row([results[k].images[0] for k in row],
-                     [f"{k} · MSE {results[k].mean('mse'):.4f} · PSNR {results[k].mean('psnr'):.1f} dB"
-                      for k in row], scale=4)
-    st.caption(f"Preprocessing and {len(models)} models took {elapsed_ms:.0f} ms on the server.")
+    ui.image_grid([results[k].images[0] for k in labels],
+                  [f"{k} · MSE {results[k].mean('mse'):.4f} · PSNR {results[k].mean('psnr'):.1f} dB"
+                   for k in labels], scale=4)
+    st.caption(f"Server compute only: preprocessing and {len(models)} models took {elapsed_ms:.0f} ms. "
+               "The pictures reach you after a round trip through Streamlit, which takes longer.")
     label = st.selectbox("Show the code of", labels)
     st.plotly_chart(code_chart(denoising.code_of(models[label], digit), label), width="stretch")

@@ -1,6 +1,5 @@
 """Latent space: the codes of the test set as a map, paths between digits, new digits
 from a VAE, and what one code dimension does."""
-import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 import torch
@@ -43,7 +42,7 @@ def pick_point():
 def scatter(xy, idx, labels, title):
     fig = go.Figure([go.Scattergl(
         x=xy[labels[idx] == d, 0], y=xy[labels[idx] == d, 1], mode="markers", name=str(d),
-        customdata=idx[labels[idx] == d], marker=dict(size=4, opacity=0.7),
+        customdata=idx[labels[idx] == d], marker=dict(size=4, opacity=0.8, color=ui.DIGIT_COLOURS[d]),
         hovertemplate=f"digit {d}<br>test #%{{customdata}}<extra></extra>") for d in range(10)])
     fig.update_layout(height=560, margin=dict(l=10, r=10, t=40, b=10), title=title,
                       legend_title_text="digit", dragmode="pan")
@@ -76,7 +75,7 @@ def interpolate_tab(model, images, labels):
                           "circle instead of the straight line: a VAE's codes lie near a shell.")
     ia, ib = latent.nth_of_class(labels, a, ka), latent.nth_of_class(labels, b, kb)
     path = latent.interpolate(model, images[ia], images[ib], steps, spherical)
-    ui.image_row([images[ia], *path, images[ib]], [f"#{ia}", *[""] * steps, f"#{ib}"], scale=3)
+    ui.image_grid([images[ia], *path, images[ib]], [f"#{ia}", *[""] * steps, f"#{ib}"], scale=3)
 
 
 def generate_tab(model, codes, labels):
@@ -85,19 +84,30 @@ def generate_tab(model, codes, labels):
         return
     seed = st.number_input("Seed", 0, 10**6, 0)
     samples = latent.sample_prior(model, 16, seed)
-    for row in (samples[:8], samples[8:]):
-        ui.image_row(row, [""] * 8, scale=3)
+    ui.image_grid(samples, scale=3)
     if model.code_size == 2:
         n = st.slider("Manifold grid size", 5, 25, 15)
-        px_levels = latent.manifold_pixel_levels(n)
-        fig = px.imshow(latent.tile(latent.manifold_grid(model, n), n), binary_string=True,
-                        x=px_levels, y=px_levels[::-1], zmin=0, zmax=1)
+        fig = manifold_figure(model, n)
         if st.toggle("Overlay the codes of 2,000 test digits", True):
             idx = latent.subset_indices(len(codes), 2000)
             fig.add_traces(scatter(latent.to_levels(codes[idx]).numpy(), idx, labels.numpy(), "").data)
-        fig.update_layout(height=700, title="Decoded plane at the Gaussian quantiles 5%…95%",
-                          xaxis_title="Φ(z₁)", yaxis_title="Φ(z₂)", legend_title_text="digit")
         st.plotly_chart(fig, width="stretch")
+
+
+def manifold_figure(model, n):
+    """The decoded plane as one PNG placed on the same axes as the codes: its top-left
+    cell is decode(z1 = lowest, z2 = highest), where Φ(z₁) is smallest and Φ(z₂) largest."""
+    lo, hi = latent.manifold_extent(n)
+    fig = go.Figure()
+    fig.add_layout_image(source=ui.png_data_url(latent.tile(latent.manifold_grid(model, n), n)),
+                         xref="x", yref="y", x=lo, y=hi, sizex=hi - lo, sizey=hi - lo,
+                         xanchor="left", yanchor="top", sizing="stretch", layer="below")
+    fig.update_xaxes(range=[lo, hi], title="Φ(z₁)", showgrid=False, zeroline=False)
+    fig.update_yaxes(range=[lo, hi], title="Φ(z₂)", showgrid=False, zeroline=False,
+                     scaleanchor="x", constrain="domain")
+    fig.update_layout(height=700, title="Decoded plane at the Gaussian quantiles 5%…95%",
+                      legend_title_text="digit", margin=dict(l=10, r=10, t=40, b=10))
+    return fig
 
 
 def explore_tab(key, model, codes, images, i):
@@ -107,11 +117,11 @@ def explore_tab(key, model, codes, images, i):
     value = st.slider(f"z[{dim}] of test #{i} (was {code[dim]:.2f})", lo, hi, float(code[dim]),
                       key=f"z-{key}-{i}-{dim}")
     moved = latent.sweep(model, code, dim, [value])[0]
-    ui.image_row([images[i], model.reconstruct(images[i:i + 1])[0], moved],
+    ui.image_grid([images[i], model.reconstruct(images[i:i + 1])[0], moved],
                  ["input", "reconstruction", f"z[{dim}] = {value:.2f}"], scale=5)
     values = torch.linspace(lo, hi, 9)
     st.caption(f"z[{dim}] from {lo:.2f} to {hi:.2f} (1st to 99th percentile over the test codes):")
-    ui.image_row(latent.sweep(model, code, dim, values), [f"{v:.2f}" for v in values], scale=3)
+    ui.image_grid(latent.sweep(model, code, dim, values), [f"{v:.2f}" for v in values], scale=3)
 
 
 models = ui.available_models(denoisers=False)

@@ -37,6 +37,11 @@ def usable_models():
     return [s.name for s in shipped_models() if s.model is not None]
 
 
+def grid_captions(at) -> list[str]:
+    """Captions of the reconstruction grid (the last image element: one st.image of a list)."""
+    return [img.caption for img in at.image[-1].proto.imgs]
+
+
 def texts(elements):
     return [e.value for e in elements]
 
@@ -47,8 +52,9 @@ def test_drawing_gives_a_reconstruction_per_model(run_page, usable_models):
     drawing = at.session_state["drawing"]
     assert drawing.shape == (28, 28) and drawing.dtype == np.float32
     np.testing.assert_array_equal(drawing, to_mnist(np.asarray(seven())))
-    assert len(at.image) == 1 + len(usable_models)  # the 28x28 input, then one per model
-    captions = [i.proto.imgs[0].caption for i in at.image[1:]]
+    assert len(at.image) == 2  # the 28x28 input, then one grid of all reconstructions
+    captions = grid_captions(at)
+    assert len(captions) == len(usable_models)
     for name, caption in zip(usable_models, captions):
         assert caption.startswith(f"{name} · MSE 0.") and caption.endswith(" dB")
     assert at.selectbox[0].options == usable_models  # whose code the chart shows
@@ -105,7 +111,7 @@ def test_dark_on_light_jpeg_upload_is_reconstructed(run_page, usable_models):
     photo = seven(background=(250, 250, 245, 255), ink=(20, 20, 30, 255)).convert("RGB")
     at = upload(run_page, "seven.jpg", png(photo, "JPEG"), "image/jpeg")
     assert not at.error
-    assert len(at.image) == 1 + len(usable_models)
+    assert len(grid_captions(at)) == len(usable_models)
     assert np.corrcoef(at.session_state["drawing"].ravel(), to_mnist(np.asarray(seven())).ravel())[0, 1] > 0.95
 
 
@@ -114,6 +120,58 @@ def test_models_trained_in_this_session_are_included(run_page, usable_models):
     mine = aecore.create_model("simple", code_size=8).eval()
     at = run_page(PAGE, session_models={"mine": mine}, **{CANVAS_KEY: canvas_value(seven())})
     assert not at.exception
-    assert len(at.image) == 2 + len(usable_models)
-    assert at.image[-1].proto.imgs[0].caption.startswith("mine (this session) · MSE")
+    assert len(grid_captions(at)) == 1 + len(usable_models)
+    assert grid_captions(at)[-1].startswith("mine (this session) · MSE")
     assert "mine (this session)" in at.selectbox[0].options
+
+
+def test_every_reconstruction_has_the_same_size_in_one_element(run_page, usable_models):
+    """Issue 15.12: the 7th model sat alone on a second row at a bigger size."""
+    at = run_page(PAGE, **{CANVAS_KEY: canvas_value(seven())})
+    grid = at.image[-1].proto
+    assert len(grid.imgs) == len(usable_models) >= 7   # one st.image: one width for all
+
+
+def test_timing_caption_says_it_is_server_compute(run_page):
+    """Issue 15.4: "Preprocessing and 7 models took 194 ms" read as the user's wait."""
+    at = run_page(PAGE, **{CANVAS_KEY: canvas_value(seven())})
+    caption = next(t for t in texts(at.caption) if " ms" in t)
+    assert caption.startswith("Server compute only:") and "round trip" in caption
+
+
+def letter_a() -> Image.Image:
+    img = Image.new("RGBA", (280, 280), (0, 0, 0, 255))
+    draw = ImageDraw.Draw(img)
+    draw.line([(70, 240), (140, 40), (210, 240)], fill=(255, 255, 255, 255), width=20, joint="curve")
+    draw.line([(100, 160), (180, 160)], fill=(255, 255, 255, 255), width=20)
+    return img
+
+
+def test_a_digit_is_called_a_digit(run_page):
+    """Issue 15.14: the app says whether the drawing looks like an MNIST digit."""
+    at = run_page(PAGE, **{CANVAS_KEY: canvas_value(seven())})
+    assert not at.warning
+    assert any(t.startswith("**Looks like a digit**") and "% of the 10,000 test digits" in t
+               for t in texts(at.success))
+
+
+def test_a_letter_is_called_unlike_mnist(run_page):
+    at = run_page(PAGE, **{CANVAS_KEY: canvas_value(letter_a())})
+    assert not at.exception and not at.success
+    assert any("Unlike anything in MNIST" in t for t in texts(at.warning)), texts(at.warning)
+
+
+def test_stroke_width_is_a_control_without_delay(run_page):
+    """Issue 15.8: the width reaches the canvas on the click's own rerun (a slider sends
+    its value 0.2 s late, so a Clear or a stroke in that window used the old width)."""
+    at = run_page(PAGE)
+    assert not at.slider
+    next(r for r in at.radio if r.label == "Stroke width").set_value(40).run()
+    assert canvas_props(at)["strokeWidth"] == 40
+    at.button[0].click().run()          # Clear: a new canvas, with the new width
+    assert canvas_props(at)["strokeWidth"] == 40
+
+
+def canvas_props(at) -> dict:
+    import json
+    return json.loads(at.get("bidi_component")[0].proto.json)
