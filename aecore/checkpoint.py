@@ -104,6 +104,17 @@ def model_from_checkpoint(ckpt: dict, label: str = "checkpoint") -> Autoencoder:
     return model.eval()
 
 
+def trained_noise(model: Autoencoder) -> tuple[str, float] | None:
+    """(noise kind, level) a model was trained to remove, or None for a plain autoencoder.
+    Read from what a checkpoint or a training job recorded: `training_info` (a job's or a
+    CLI run's settings, flat or under "config") or, for a shipped file, its metrics."""
+    info = getattr(model, "training_info", None) or {}
+    for source in (info, info.get("config") or {}, getattr(model, "metrics", None) or {}):
+        if isinstance(source, dict) and source.get("noise"):
+            return str(source["noise"]), float(source.get("noise_level") or 0.0)
+    return None
+
+
 def load_checkpoint(source: str | os.PathLike | bytes, name: str | None = None) -> Autoencoder:
     """A model in eval mode on the CPU, rebuilt from its config with strict weights.
     Raises CheckpointError with the file name and a reason for anything unusable."""

@@ -295,6 +295,7 @@ class TrainingJob:
                 return
             self._kept = keep and (state != STOPPED or self.progress is not None)
             self.state, self.message = state, message
+            self._model.training_info = {**asdict(self.config), "label": self.label}
         self._finished.set()
         if self._on_finish is not None:
             self._on_finish(self)
