@@ -24,7 +24,8 @@ from .manifest import file_sha256
 from .models import create_model, describe_model, list_models, model_options, UnknownModelError
 from .noise import NOISE_KINDS
 from .shipped import make_example
-from .trainer import ConfigError, TrainConfig, TrainingDiverged, train
+from .precision import PRECISION_HELP, PRECISIONS, resolve_precision
+from .trainer import ConfigError, TrainConfig, TrainingDiverged, pick_device, train
 
 class CLIError(Exception):
     pass
@@ -91,7 +92,8 @@ def cmd_train(args) -> int:
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
                      init_bias=args.init_bias, seed=args.seed,
                      noise=args.noise, noise_level=args.noise_level, train_size=args.train_size,
-                     test_size=args.test_size, loss=args.loss, weight_decay=args.weight_decay).validate()
+                     test_size=args.test_size, loss=args.loss, weight_decay=args.weight_decay,
+                     precision=args.precision).validate()
     out = Path(args.out)
     if out.exists() and not args.force:
         raise CLIError(f"{out} exists; pass --force to replace it")
@@ -101,14 +103,18 @@ def cmd_train(args) -> int:
     model = create_model(args.model, **config)
     train_x, _ = load_mnist("train")
     test_x, _ = load_mnist("test")
+    precision, note = resolve_precision(tc.precision, pick_device(tc.device))
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     print(f"training {args.model} {model.config} on {min(len(train_x), tc.train_size or 10**9)} images "
-          f"with {torch.get_num_threads()} threads", file=sys.stderr)
+          f"with {torch.get_num_threads()} threads, precision {precision}", file=sys.stderr)
     started = time.time()
     result = train(model, train_x, test_x, tc, callback=None if args.quiet else progress_bar())
     metrics = evaluate_model(model, test_x[: tc.test_size], noise=tc.noise, level=tc.noise_level)
     # global options (--threads, --debug) do not change the result; record the rest
     command = "python -m aecore " + " ".join(shlex.quote(a) for a in args.argv[args.argv.index("train"):])
-    training = {"command": command, "config": result.config, "seconds": round(time.time() - started, 1),
+    training = {"command": command, "config": result.config, "precision": result.precision,
+                "seconds": round(time.time() - started, 1),
                 "stopped": result.stopped, "torch": str(torch.__version__), "aecore": __version__,
                 "threads": torch.get_num_threads(), "date": datetime.date.today().isoformat()}
     save_checkpoint(model, out, metrics=metrics, history=result.history, training=training)
@@ -207,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the decoder's default output bias (default: the logit of the mean training pixel)")
     t.add_argument("--weight-decay", type=float, default=0.0)
     t.add_argument("--loss", choices=("bce", "mse"), default="bce")
+    t.add_argument("--precision", choices=PRECISIONS, default=TrainConfig.precision,
+                   help="; ".join(f"{k}: {v}" for k, v in PRECISION_HELP.items()))
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--noise", choices=NOISE_KINDS, help="train as a denoiser with this corruption")
     t.add_argument("--noise-level", type=float, default=0.0)

@@ -31,7 +31,7 @@ import torch
 
 from .checkpoint import checkpoint_bytes
 from .data import load_mnist
-from .models import Autoencoder, create_model, list_models
+from .models import Autoencoder, create_model, list_models, model_spec
 from .noise import add_noise
 from .trainer import ConfigError, Progress, TrainConfig, TrainingDiverged, train
 
@@ -41,18 +41,11 @@ TORCH_THREADS = 1
 SWITCH_INTERVAL_S = 0.001   # GIL hand-over while a job runs (Python's default: 0.005)
 CURVE_POINTS_PER_EPOCH = 25   # the batch-loss curve is averaged down to this many points
 
-# Training images per second on one thread at batch size 128, as measured on a 2-core
-# machine and halved for the app's polling and other sessions; only for "expected time".
-IMAGES_PER_S = {"simple": 30_000, "deep": 2_500, "conv": 4_000, "conv_upsample": 900,
-                "vae": 900, "vae2d": 900}
-# code sizes offered per architecture (conv: channels x 7 x 7; vae2d: its 2-D code)
-CODE_SIZES = {"conv": (49, 98, 196, 392), "vae2d": (2,)}
-DEFAULT_CODE_SIZES = (2, 4, 8, 16, 32, 64, 128)
-
-
-# the app's starting point: `simple` on all 60,000 images; lr None: the model's recommended rate
-DEFAULTS = {"model": "simple", "code_size": 32, "epochs": 10, "batch_size": 128, "lr": None,
-            "noise": None, "noise_level": 0.5, "train_size": 60_000, "test_size": 2_000}
+# the app's starting point; epochs and code size are per architecture (ModelSpec), lr None:
+# the model's recommended rate
+DEFAULTS = {"model": "simple", "code_size": 32, "epochs": 5, "batch_size": 128, "lr": None,
+            "noise": None, "noise_level": 0.5, "train_size": 60_000, "test_size": 2_000,
+            "precision": "auto"}
 
 
 class QueueFull(RuntimeError):
@@ -60,7 +53,13 @@ class QueueFull(RuntimeError):
 
 
 def code_sizes(model_name: str) -> tuple[int, ...]:
-    return CODE_SIZES.get(model_name, DEFAULT_CODE_SIZES)
+    return model_spec(model_name).code_sizes
+
+
+def defaults(model_name: str) -> dict:
+    """DEFAULTS with `model_name`'s own default run (epochs, code size)."""
+    spec = model_spec(model_name)
+    return DEFAULTS | {"model": model_name, "code_size": spec.train_code_size, "epochs": spec.epochs}
 
 
 def setting_errors(settings: dict) -> dict[str, str]:
@@ -72,25 +71,18 @@ def setting_errors(settings: dict) -> dict[str, str]:
             if value not in list_models():
                 errors[key] = f"architecture must be one of {', '.join(list_models())}, got {value!r}"
         elif key == "code_size":
-            sizes = code_sizes(settings.get("model", DEFAULTS["model"]))
+            model = settings.get("model", DEFAULTS["model"])
+            sizes = code_sizes(model if model in list_models() else DEFAULTS["model"])
             if value not in sizes:
                 errors[key] = f"code size must be one of {', '.join(map(str, sizes))}, got {value!r}"
         elif key in DEFAULTS:
             try:
                 TrainConfig(**{key: value}).validate()
-            except ConfigError as e:
+            except (ConfigError, TypeError) as e:
                 errors[key] = str(e)
         else:
             errors[key] = f"unknown training setting {key!r}"
     return errors
-
-
-def estimate_seconds(model_name: str, config: TrainConfig, n_train: int = 60_000) -> float:
-    """Rough wall time of a run: epochs x images / measured throughput (+ evaluation)."""
-    n = min(config.train_size or n_train, n_train)
-    rate = IMAGES_PER_S.get(model_name, 1_300)
-    n_test = min(config.test_size or 10_000, 10_000)
-    return config.epochs * (n / rate + n_test / (1.5 * rate))  # evaluation: 2 forward passes
 
 
 _warm = threading.Event()
@@ -123,6 +115,7 @@ class JobView:
     message: str | None               # why it stopped or failed
     model: Autoencoder | None         # usable model once finished (None while training)
     position: int | None = None       # 0 running, k >= 1 waiting, None otherwise
+    objective: str = "loss"           # what the loss measures, for a chart's axis
 
 
 class TrainingJob:
@@ -144,7 +137,7 @@ class TrainingJob:
         except ValueError as e:  # unknown architecture, bad code size
             raise ConfigError(str(e)) from e
         self.id = next(self._ids)
-        self.label = label or default_label(self._model, self.config)
+        self.label, self._default_label = label or default_label(self._model, self.config), label is None
         self.state, self.message, self.progress = QUEUED, None, None
         self.history = {"epoch": [], "train_loss": [], "test_loss": [], "test_mse": []}
         self.curve = {"x": [], "loss": []}
@@ -179,7 +172,7 @@ class TrainingJob:
                            {k: list(v) for k, v in self.history.items()},
                            {k: list(v) for k, v in self.curve.items()},
                            self.preview_epoch, self.preview_recon, self.message, self.model,
-                           position)
+                           position, self._model.objective_name(self.config.loss))
 
     @property
     def model(self) -> Autoencoder | None:
@@ -295,6 +288,8 @@ class TrainingJob:
                 return
             self._kept = keep and (state != STOPPED or self.progress is not None)
             self.state, self.message = state, message
+            if self._default_label and state != DONE and self._kept:
+                self.label = finished_label(self._model, self.config, self.progress, len(self.history["epoch"]), state)
             self._model.training_info = {**asdict(self.config), "label": self.label}
         self._finished.set()
         if self._on_finish is not None:
@@ -317,6 +312,16 @@ def add_to(models: dict) -> Callable[[TrainingJob], None]:
 def default_label(model: Autoencoder, config: TrainConfig) -> str:
     noise = f", {config.noise} {config.noise_level:g}" if config.noise else ""
     return f"{model.name}-{model.code_size}{noise}, {config.epochs} ep"
+
+
+def finished_label(model: Autoencoder, config: TrainConfig, progress: Progress | None, epochs_done: int,
+                   state: str) -> str:
+    """The label of a run that ended early: named by what it got, not what it was asked for.
+    A stopped run keeps the weights of the epoch it was in; a failed one, its last good epoch."""
+    base = default_label(model, config).rsplit(", ", 1)[0]
+    if state == STOPPED and progress is not None and progress.batch < progress.batches:
+        return f"{base}, stopped at epoch {progress.epoch} of {config.epochs}"
+    return f"{base}, {epochs_done} of {config.epochs} ep"
 
 
 def _noisy(images: torch.Tensor, config: TrainConfig) -> torch.Tensor:

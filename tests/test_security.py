@@ -63,9 +63,15 @@ def _uploader_limits(page: str) -> list:
 
 
 def test_image_uploads_are_limited_to_5_mb():
-    """The server-wide cap is sized for checkpoints; the image uploader sets its own 5 MB
-    (and 1_Draw.py checks the bytes itself too: a forged client can skip the frontend)."""
-    assert _uploader_limits("1_Draw.py") == [5]
+    """The server-wide cap is sized for checkpoints; 1_Draw.py checks an image's bytes
+    against its own 5 MB itself (a file the uploader refused in the browser would never
+    rerun the page, leaving the last message up; a forged client skips the frontend anyway)."""
+    from aecore.preprocess import ImageError, load_image
+    source = (ROOT / "pages" / "1_Draw.py").read_text()
+    assert _uploader_limits("1_Draw.py") == [None] and "MAX_MB = 5" in source
+    assert "max_bytes=MAX_MB * 1_000_000" in source
+    with pytest.raises(ImageError, match="limit"):
+        load_image(bytes(5_000_001), max_bytes=5_000_000)
 
 
 def test_every_checkpoint_the_train_page_makes_can_be_uploaded_again(config):

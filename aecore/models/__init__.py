@@ -1,10 +1,13 @@
-"""A registry of autoencoders (after timm): `list_models()`, `create_model(name, **config)`.
+"""A registry of autoencoders (after timm): `list_models()`, `create_model(name, **config)`,
+and one `ModelSpec` per architecture holding everything the project knows about it.
 
-Each entry is a constructor with keyword-only arguments; the arguments it was built with
-are kept on the model as `config`, so a checkpoint can rebuild it."""
+Each builder takes keyword-only arguments; the arguments a model was built with are kept
+on it as `config`, so a checkpoint can rebuild it. Adding an architecture: one model file
+and one `register_model` call here."""
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass, field
 from typing import Callable
 
 from .base import Autoencoder
@@ -12,62 +15,85 @@ from .conv import ConvAutoencoder, UpsampleConvAutoencoder
 from .dense import DenseAutoencoder
 from .vae import VAE
 
-_REGISTRY: dict[str, tuple[Callable[..., Autoencoder], dict, str]] = {}
-_LR: dict[str, float] = {}
 DEFAULT_LR = 2e-3
+DEFAULT_CODE_SIZES = (2, 4, 8, 16, 32, 64, 128)
 
 
-def register_model(name: str, builder, description: str, *, lr: float = DEFAULT_LR, **preset) -> None:
-    """`lr`: the Adam learning rate that trains this model well (the trainer's default)."""
-    _REGISTRY[name] = (builder, preset, description)
-    _LR[name] = lr
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    builder: Callable[..., Autoencoder]
+    description: str
+    preset: dict = field(default_factory=dict)        # builder arguments fixed by this entry
+    lr: float = DEFAULT_LR                            # the Adam rate it trains well with (trainer default)
+    code_sizes: tuple[int, ...] = DEFAULT_CODE_SIZES  # offered by the Train page
+    train_code_size: int = 32                         # the Train page's default
+    epochs: int = 1                                   # the Train page's default run (bench: precision)
+    can_sample: bool = False                          # decodes new digits from a prior (a VAE)
 
 
-# one 784x32 layer each way is happy with large steps: 1e-2 reaches a given test MSE
-# about 2.5x sooner than 2e-3 (bench/train_speed.py); the deeper models are not
-register_model("simple", DenseAutoencoder, "784 -> code (ReLU) -> 784 (sigmoid): the course model",
-               lr=1e-2, hidden=(), code_activation="relu")
-register_model("deep", DenseAutoencoder, "fully connected 784-1000-500-250-code and back")
-register_model("conv", ConvAutoencoder, "conv + max-pool encoder, transpose-convolution decoder (the course model)")
-register_model("conv_upsample", UpsampleConvAutoencoder, "strided-conv encoder, upsample + conv decoder (no checkerboard)")
-register_model("vae", VAE, "variational autoencoder, convolutional")
-register_model("vae2d", VAE, "variational autoencoder with a 2-D code you can plot", code_size=2)
+_REGISTRY: dict[str, ModelSpec] = {}
 
 
 class UnknownModelError(ValueError):
     pass
 
 
+def register_model(name: str, builder, description: str, **spec) -> ModelSpec:
+    """`spec`: ModelSpec fields; any other keyword is a preset builder argument."""
+    fields = set(ModelSpec.__dataclass_fields__)
+    preset = {k: v for k, v in spec.items() if k not in fields}
+    _REGISTRY[name] = ModelSpec(name, builder, description, preset=preset,
+                                **{k: v for k, v in spec.items() if k in fields})
+    return _REGISTRY[name]
+
+
+# simple: one 784x32 layer each way is happy with large steps (1e-2 reaches a given test
+# MSE about 2.5x sooner than 2e-3, bench/train_speed.py); the deeper models are not.
+# epochs: the Train page's default run; each reaches PCA-32 quality (test MSE 0.0152) within
+# 30 s on one core of a 2-core machine (python -m bench --only precision).
+register_model("simple", DenseAutoencoder, "784 -> code (ReLU) -> 784 (sigmoid): the course model",
+               lr=1e-2, epochs=5, hidden=(), code_activation="relu")
+register_model("deep", DenseAutoencoder, "fully connected 784-1000-500-250-code and back", epochs=2)
+register_model("conv", ConvAutoencoder, "conv + max-pool encoder, transpose-convolution decoder (the course model)",
+               code_sizes=(49, 98, 196, 392), train_code_size=196, epochs=2)
+register_model("conv_upsample", UpsampleConvAutoencoder,
+               "strided-conv encoder, upsample + conv decoder (no checkerboard)", epochs=2)
+register_model("vae", VAE, "variational autoencoder, convolutional", train_code_size=16, epochs=1, can_sample=True)
+register_model("vae2d", VAE, "variational autoencoder with a 2-D code you can plot",
+               code_sizes=(2,), train_code_size=2, epochs=1, can_sample=True, code_size=2)
+
+
 def list_models() -> list[str]:
     return list(_REGISTRY)
 
 
-def recommended_lr(name: str | None) -> float:
-    """The learning rate `name` trains well with; DEFAULT_LR for unknown names."""
-    return _LR.get(name, DEFAULT_LR)
-
-
-def describe_model(name: str) -> str:
-    return _entry(name)[2]
-
-
-def _entry(name: str):
+def model_spec(name: str) -> ModelSpec:
     if name not in _REGISTRY:
         raise UnknownModelError(f"unknown model {name!r}; choose one of: {', '.join(_REGISTRY)}")
     return _REGISTRY[name]
 
 
+def recommended_lr(name: str | None) -> float:
+    """The learning rate `name` trains well with; DEFAULT_LR for unknown names."""
+    return _REGISTRY[name].lr if name in _REGISTRY else DEFAULT_LR
+
+
+def describe_model(name: str) -> str:
+    return model_spec(name).description
+
+
 def model_options(name: str) -> dict:
     """The configurable options of `name` with their default values (preset applied)."""
-    builder, preset, _ = _entry(name)
-    params = inspect.signature(builder).parameters
-    return {k: preset.get(k, p.default) for k, p in params.items()}
+    spec = model_spec(name)
+    params = inspect.signature(spec.builder).parameters
+    return {k: spec.preset.get(k, p.default) for k, p in params.items()}
 
 
 def create_model(name: str, **config) -> Autoencoder:
     """Build model `name`; `config` overrides its defaults. Unknown options are refused
     with a message naming the valid ones."""
-    builder, _, _ = _entry(name)
+    spec = model_spec(name)
     options = model_options(name)
     unknown = sorted(set(config) - set(options))
     if unknown:
@@ -75,11 +101,11 @@ def create_model(name: str, **config) -> Autoencoder:
                          f"valid options: {', '.join(options)}")
     full = options | config
     full = {k: tuple(v) if isinstance(v, list) else v for k, v in full.items()}
-    model = builder(**full)
+    model = spec.builder(**full)
     model.name = name
     model.config = {k: list(v) if isinstance(v, tuple) else v for k, v in full.items()}
     return model.eval()
 
 
-__all__ = ["Autoencoder", "create_model", "list_models", "model_options", "describe_model", "recommended_lr",
-           "register_model", "UnknownModelError"]
+__all__ = ["Autoencoder", "ModelSpec", "create_model", "list_models", "model_spec", "model_options",
+           "describe_model", "recommended_lr", "register_model", "UnknownModelError"]

@@ -33,6 +33,10 @@ class Autoencoder(nn.Module):
         """Deterministic reconstruction (the VAE decodes its mean), always in [0,1]."""
         return self.decode(self.encode(x)).clamp(0, 1)
 
+    def objective_name(self, objective: str = "bce") -> str:
+        """What `loss` measures, in words (a chart's axis)."""
+        return {"bce": "binary cross-entropy per pixel", "mse": "mean squared error per pixel"}[objective]
+
     def loss(self, x: torch.Tensor, target: torch.Tensor, objective: str = "bce"
              ) -> tuple[torch.Tensor, torch.Tensor]:
         """(scalar training loss, reconstruction) for input `x` and clean `target`;

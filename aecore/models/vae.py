@@ -32,6 +32,9 @@ class VAE(Autoencoder):
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
         return self.decode(z)
 
+    def objective_name(self, objective="bce"):
+        return "negative ELBO per pixel (reconstruction + KL, nats / 784)"
+
     def loss(self, x, target, objective="bce"):  # the ELBO fixes the objective
         mu, logvar = (t.float() for t in self.encode_stats(x))   # fp32 under a bf16 autocast too
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()

@@ -1,6 +1,7 @@
 """AppTest of pages/3_Train.py: settings, a short background training polled to the end,
 stop, the shared queue, invalid injected settings, checkpoint download and upload."""
 import io
+import json
 import time
 
 import pytest
@@ -10,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 import aecore
 from aecore import jobs
 from aecore.checkpoint import checkpoint_bytes
+from aecore.models import model_spec
 from aecore.trainer import TrainConfig
 from tests.conftest import ROOT
 
@@ -43,7 +45,7 @@ def test_page_renders_the_settings(run_page):
     at = run_page(PAGE)
     assert not at.exception and not at.error
     assert [o.split(":")[0] for o in at.selectbox(key="train_model").options] == aecore.list_models()
-    assert at.number_input(key="train_epochs").value == jobs.DEFAULTS["epochs"]
+    assert at.number_input(key="train_epochs").value == model_spec("simple").epochs
     assert at.number_input(key="train_train_size").value == 60_000
     assert any(c.startswith("Expected time: about") for c in texts(at.caption))
     assert [b.label for b in at.button] == ["Start training"]
@@ -90,7 +92,11 @@ def test_stop_keeps_the_model_trained_so_far(run_page):
     run_until(stop.click().run(), lambda: job.finished).run()
     assert job.state == jobs.STOPPED and not at.exception
     assert any("stopped by the user" in w for w in texts(at.warning))
-    assert at.session_state["session_models"] == {"simple-32, 1000 ep": job.model}
+    [(label, model)] = at.session_state["session_models"].items()
+    assert model is job.model
+    # named by what it got (issue 15.5), never "1000 ep"
+    done = len(job.view().history["epoch"])
+    assert label in (f"simple-32, {done} of 1000 ep", f"simple-32, stopped at epoch {done + 1} of 1000"), label
     assert [b.label for b in at.button] == ["Start training"]
 
 
@@ -110,7 +116,7 @@ def test_a_second_training_waits_in_a_visible_queue(run_page):
 
 
 @pytest.mark.parametrize("key, value, message, default", [
-    ("train_epochs", 0, "epochs must be an integer from 1 to 1000, got 0", 10),
+    ("train_epochs", 0, "epochs must be an integer from 1 to 1000, got 0", model_spec("simple").epochs),
     ("train_lr_simple", 5.0, "lr must be a number from 1e-06 to 1, got 5.0", 1e-2),
     ("train_batch_size", "many", "batch_size must be an integer from 1 to 4096, got 'many'", 128),
     ("train_train_size", -5, "train_size must be a positive integer, got -5", 60_000),
@@ -170,3 +176,40 @@ def test_a_bad_checkpoint_upload_gives_a_clear_error(run_page, case):
     [error] = texts(at.error)
     assert error.startswith("Cannot use this checkpoint. bad.pt:") and reason in error
     assert "session_models" not in at.session_state or not at.session_state["session_models"]
+
+
+def test_the_chart_says_which_loss_it_shows(run_page):
+    at = start(run_page(PAGE, **TINY))
+    job = at.session_state["train_job"]
+    run_until(at, lambda: job.finished).run()
+    [chart] = at.get("plotly_chart")
+    spec = json.loads(chart.proto.spec)
+    assert spec["layout"]["yaxis"]["title"]["text"] == "loss: binary cross-entropy per pixel"
+    vae = jobs.TrainingJob("vae", TrainConfig(epochs=1))
+    assert vae.view().objective.startswith("negative ELBO")
+
+
+def test_settings_survive_a_visit_to_another_page(run_page):
+    """Streamlit drops a widget's state once a run does not draw it; the page puts back
+    what the user chose (issue 15.7)."""
+    at = run_page(PAGE)
+    at.selectbox(key="train_model").set_value("conv_upsample").run()
+    assert at.number_input(key="train_epochs").value == model_spec("conv_upsample").epochs  # its own default run
+    at.number_input(key="train_epochs").set_value(7).run()
+    at.selectbox(key="train_noise").set_value("erasing").run()
+    saved = at.session_state["train_saved_settings"]
+    # another page: none of the train_* widgets is drawn, so Streamlit forgets their values
+    other = AppTest.from_file(str(ROOT / PAGE), default_timeout=60)
+    other.session_state["train_saved_settings"] = saved
+    other.run()
+    assert other.selectbox(key="train_model").value == "conv_upsample"
+    assert other.number_input(key="train_epochs").value == 7
+    assert other.selectbox(key="train_noise").value == "erasing"
+
+
+def test_the_expected_time_is_measured_here(run_page):
+    at = run_page(PAGE)
+    [caption] = [c for c in texts(at.caption) if c.startswith("Expected time")]
+    assert "measured here" in caption and "training images/s" in caption
+    at.selectbox(key="train_precision").set_value("fp32").run()
+    assert any("precision (fp32)" in c for c in texts(at.caption))

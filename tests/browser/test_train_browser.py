@@ -80,8 +80,11 @@ def test_a_long_training_survives_page_switches_and_ends_with_its_session(stream
     a = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
     b = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
     try:
+        b.goto(f"{streamlit_server}/Train")  # B watches the Train page while nobody trains
+        wait_for_app(b)
         start_training(a, streamlit_server, epochs=200)  # minutes of work: it must be stopped
         a.locator(RUN_BAR).nth(1).wait_for(timeout=30_000)
+        b.get_by_text(OTHERS).wait_for(timeout=15_000)  # told without a reload (issue 15.10)
         before = steps_done(a)
         a.locator("[data-testid=stSidebarNav]").get_by_role("link", name="Draw").click()
         wait_for_app(a)
@@ -96,6 +99,7 @@ def test_a_long_training_survives_page_switches_and_ends_with_its_session(stream
 
         a.locator("[data-testid=stSidebarNav]").get_by_role("link", name="Train").click()
         a.get_by_role("button", name="Stop (keep the model so far)").wait_for(timeout=30_000)
+        assert a.get_by_label("Epochs", exact=True).input_value() == "200"  # the settings came back (15.7)
         a.wait_for_function(f"() => document.querySelectorAll('{RUN_BAR}').length == 2")
         assert steps_done(a) > before  # still the same run, further on
 
