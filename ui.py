@@ -13,6 +13,7 @@ from PIL import Image
 
 import aecore
 import aecore.metrics
+from aecore import jobs
 import aecore.novelty
 from aecore.shipped import ShippedModel, make_example, shipped_models
 
@@ -22,7 +23,7 @@ DIGIT_COLOURS = ("#1f77b4", "#e8710a", "#2ca02c", "#d62728", "#9467bd",
                  "#8c564b", "#d3399c", "#707070", "#8f8a00", "#0f9d9a")
 
 SESSION_MODELS = "session_models"   # st.session_state key: {label: model}
-MAX_SESSION_MODELS = 8              # older ones are dropped: bounded memory per session
+MAX_SESSION_MODELS = jobs.MAX_SESSION_MODELS   # older ones are dropped: bounded memory per session
 
 
 @st.cache_resource(show_spinner="Loading the shipped models…")
@@ -72,13 +73,7 @@ def session_models() -> dict:
 
 def add_session_model(label: str, model) -> str:
     """Keep `model` for this session under a unique label; returns the label used."""
-    models, base, i = session_models(), label, 2
-    while label in models:
-        label, i = f"{base} ({i})", i + 1
-    models[label] = model
-    while len(models) > MAX_SESSION_MODELS:
-        del models[next(iter(models))]
-    return label
+    return jobs.keep_model(session_models(), label, model, MAX_SESSION_MODELS)
 
 
 def available_models(denoisers: bool | None = None) -> dict:

@@ -296,16 +296,28 @@ class TrainingJob:
             self._on_finish(self)
 
 
+MAX_SESSION_MODELS = 8   # a session's own models: the oldest goes beyond this (bounded memory)
+
+
+def keep_model(models: dict, label: str, model: Autoencoder, limit: int = MAX_SESSION_MODELS) -> str:
+    """Put `model` into `models` under a unique label ("x", "x (2)", …), dropping the oldest
+    beyond `limit`; returns the label used. Both ways a session gets a model (a finished
+    training, an uploaded checkpoint) go through here."""
+    base, i = label, 2
+    while label in models:
+        label, i = f"{base} ({i})", i + 1
+    models[label] = model
+    while len(models) > limit:
+        del models[next(iter(models))]
+    return label
+
+
 def add_to(models: dict) -> Callable[[TrainingJob], None]:
-    """An on_finish that puts the job's model (if any) into `models` under a unique label.
-    It runs in the worker thread: a UI passes a plain dict (its session's models), and
-    the single dict assignment is atomic under the GIL."""
+    """An on_finish that keeps the job's model (if any) in `models`. It runs in the worker
+    thread: a UI passes a plain dict (its session's models)."""
     def add(job: TrainingJob) -> None:
         if job.model is not None:
-            label, i = job.label, 2
-            while label in models:
-                label, i = f"{job.label} ({i})", i + 1
-            models[label] = job.model
+            keep_model(models, job.label, job.model)
     return add
 
 

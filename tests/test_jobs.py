@@ -232,3 +232,15 @@ def test_the_expected_time_comes_from_a_measured_run(data):
     assert three - calibrate.SETUP_S == pytest.approx(3 * (one - calibrate.SETUP_S))
     with pytest.raises(UnknownModelError, match="choose one of"):
         calibrate.cached_throughput("resnet", 32, TrainConfig(), images)
+
+
+def test_a_finished_training_respects_the_per_session_limit(data):
+    """A session keeps at most MAX_SESSION_MODELS models, however they arrive (a model
+    trained on the Train page used to skip the limit: a leak for a long session)."""
+    models = {f"old {i}": object() for i in range(jobs.MAX_SESSION_MODELS)}
+    job = make(data, on_finish=jobs.add_to(models), epochs=1, **TINY)
+    Scheduler().submit(job)
+    assert job.wait(60) and job.state == DONE
+    assert len(models) == jobs.MAX_SESSION_MODELS
+    assert "old 0" not in models and models[job.label] is job.model
+    assert jobs.keep_model(models, job.label, job.model) == f"{job.label} (2)"
