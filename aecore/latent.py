@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .models import can_sample
+
 PROJECTIONS = ("pca", "tsne")
 TSNE_POINTS = 2000    # t-SNE is O(N log N) per step but slow on 2 cores: a subset suffices
 TSNE_PCA_DIMS = 50    # t-SNE on a PCA-reduced code when it is wider (van der Maaten 2008)
@@ -90,7 +92,7 @@ def interpolate(model, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 8,
 
 
 def require_vae(model) -> None:
-    if not hasattr(model, "sample"):
+    if not can_sample(model):
         raise LatentError(f"{getattr(model, 'name', 'this model')} is not a variational "
                           "autoencoder: only a VAE has a prior to sample from")
 

@@ -11,6 +11,7 @@ import torch
 import aecore
 from aecore import filters, metrics
 from aecore.noise import add_noise
+from aecore.models import can_sample
 from aecore.shipped import shipped_models
 
 from .common import Table, line_chart
@@ -60,7 +61,7 @@ def pick_models(shipped) -> tuple[list, object | None]:
     first denoiser if one is shipped, else the plain model with the lowest recorded MSE."""
     ready = [s for s in shipped if s.model is not None]
     denoisers = [s for s in ready if s.is_denoiser]
-    plain = [s for s in ready if not s.is_denoiser and not s.entry.get("model", "").startswith("vae")]
+    plain = [s for s in ready if not s.is_denoiser and not can_sample(s.model)]
     if denoisers:
         same = [s for s in plain if s.entry.get("model") == denoisers[0].entry.get("model")]
         plain = same or plain

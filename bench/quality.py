@@ -9,6 +9,7 @@ import torch
 import aecore
 from aecore import baselines, metrics
 from aecore.evaluation import evaluate_model
+from aecore.models import can_sample
 from aecore.shipped import shipped_models
 
 from .common import Table, line_chart
@@ -24,7 +25,7 @@ def _kind(s) -> str:
     if s.is_denoiser:
         m = s.entry["metrics"]
         return f"denoising AE ({m['noise']} {m['noise_level']:g}), clean input"
-    return "VAE (decodes the mean)" if s.entry.get("model", "").startswith("vae") else "autoencoder"
+    return "VAE (decodes the mean)" if can_sample(s.model) else "autoencoder"
 
 
 def measure(shipped, test: torch.Tensor, pca) -> list[tuple]:

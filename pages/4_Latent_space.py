@@ -6,6 +6,7 @@ import torch
 
 import ui
 from aecore import latent
+from aecore.models import can_sample
 
 INDEX = "latent_index"     # session key of the digit shown (number input, chart selection)
 METHODS = {"direct": "the 2-D code itself", "pca": "PCA (all 10,000)",
@@ -71,7 +72,7 @@ def interpolate_tab(model, images, labels):
     a, ka = c[0].selectbox("From digit", range(10), 1), c[1].number_input("example", 0, 999, 0, key="ka")
     b, kb = c[2].selectbox("to digit", range(10), 7), c[3].number_input("example", 0, 999, 0, key="kb")
     steps = c[4].slider("Steps", 3, 14, 10)
-    spherical = st.toggle("Spherical (slerp)", hasattr(model, "sample"), help="Follow a great "
+    spherical = st.toggle("Spherical (slerp)", can_sample(model), help="Follow a great "
                           "circle instead of the straight line: a VAE's codes lie near a shell.")
     ia, ib = latent.nth_of_class(labels, a, ka), latent.nth_of_class(labels, b, kb)
     path = latent.interpolate(model, images[ia], images[ib], steps, spherical)
@@ -79,7 +80,7 @@ def interpolate_tab(model, images, labels):
 
 
 def generate_tab(model, codes, labels):
-    if not hasattr(model, "sample"):
+    if not can_sample(model):
         st.info("Only a variational autoencoder can invent digits: choose **vae2d-2** or **vae-16** above.")
         return
     seed = st.number_input("Seed", 0, 10**6, 0)

@@ -74,6 +74,12 @@ def model_spec(name: str) -> ModelSpec:
     return _REGISTRY[name]
 
 
+def can_sample(model) -> bool:
+    """Whether `model` decodes new digits from a prior (its architecture's spec says so)."""
+    name = getattr(model, "name", None)
+    return name in _REGISTRY and _REGISTRY[name].can_sample
+
+
 def recommended_lr(name: str | None) -> float:
     """The learning rate `name` trains well with; DEFAULT_LR for unknown names."""
     return _REGISTRY[name].lr if name in _REGISTRY else DEFAULT_LR
@@ -107,5 +113,5 @@ def create_model(name: str, **config) -> Autoencoder:
     return model.eval()
 
 
-__all__ = ["Autoencoder", "ModelSpec", "create_model", "list_models", "model_spec", "model_options",
+__all__ = ["Autoencoder", "ModelSpec", "can_sample", "create_model", "list_models", "model_spec", "model_options",
            "describe_model", "recommended_lr", "register_model", "UnknownModelError"]
