@@ -88,3 +88,11 @@ def test_home_computes_the_example_when_the_manifest_has_none(run_page, tmp_path
         assert recorded[best["file"]] is not None
     finally:
         ui.shipped.clear()
+
+
+def test_the_entry_script_is_named_home():
+    """`streamlit run app.py` names the sidebar's first entry after the entry script's resolved
+    file name (the `pages/` convention): app.py must lead to Home.py (the browser proof is
+    tests/browser/test_deep_links.py)."""
+    assert (ROOT / "app.py").resolve() == (ROOT / "Home.py").resolve()
+    assert (ROOT / "app.py").resolve().name == "Home.py"
