@@ -18,6 +18,7 @@ import numpy as np
 import streamlit as st
 
 from aecore import manifest
+from aecore.metric_help import explanation, tooltip
 from aecore.errors import CheckpointError
 
 
@@ -105,7 +106,11 @@ if entries:
           "MSE": round(metrics(e).get("mse", float("nan")), 5), "PSNR dB": round(metrics(e).get("psnr", float("nan")), 2),
           "SSIM": round(metrics(e).get("ssim", float("nan")), 3),
           "status": "unavailable" if problems[e["file"]] else "ready"}
-         for e in entries], hide_index=True)
+         for e in entries], hide_index=True,
+        column_config={"MSE": st.column_config.NumberColumn(help=tooltip("mse")),
+                       "PSNR dB": st.column_config.NumberColumn(help=tooltip("psnr")),
+                       "SSIM": st.column_config.NumberColumn(help=tooltip("ssim"))})
+    st.markdown("How close a reconstruction is to the original digit, three ways:\n" + explanation())
     st.caption("Each checkpoint comes from the `python -m aecore train …` command recorded in "
                "`weights/manifest.json`, with its metrics and the example above.")
 
