@@ -7,14 +7,12 @@ SPELLED = {"mse": "mean squared error", "psnr": "peak signal-to-noise ratio, in 
            "ssim": "structural similarity"}
 
 MEANING = {
-    "mse": "How far the rebuilt pixels are from the original ones, on "
-           "average (pixels run from 0, black, to 1, white; differences are squared, so big "
-           "misses count more). 0 is a perfect copy: lower is better.",
-    "psnr": "The MSE on a log scale, 10·log10(1/MSE). "
-            "Higher is better: 10 dB more means 10 times less squared error; ∞ means an exact copy.",
-    "ssim": "Compares small patches of the two images (brightness, "
-            "contrast and the pattern of the strokes), closer to how people judge a picture "
-            "than a pixel error. 1 means identical: higher is better.",
+    "mse": "The average squared difference between rebuilt and original pixels (0 is black, "
+           "1 white). 0 is a perfect copy: lower is better.",
+    "psnr": "The same error on a log scale, 10·log10(1/MSE). Higher is better: 10 dB more is "
+            "10 times less squared error; ∞ is an exact copy.",
+    "ssim": "Compares small patches (brightness, contrast, the pattern of the strokes), closer "
+            "to how people judge a picture than a pixel error. 1 is identical: higher is better.",
 }
 
 
