@@ -15,6 +15,8 @@ import aecore
 import aecore.metrics
 from aecore import jobs
 import aecore.novelty
+from aecore.checkpoint import trained_noise
+from aecore.denoising import NOISE_LABELS
 from aecore.shipped import ShippedModel, make_example, shipped_models
 
 # One colour per digit 0-9 wherever digits are coloured (maps, overlays): each has a
@@ -77,14 +79,24 @@ def add_session_model(label: str, model) -> str:
 
 
 def available_models(denoisers: bool | None = None) -> dict:
-    """{label: model}: shipped models that loaded, then this session's models.
-    `denoisers=True/False` keeps only (non-)denoising shipped models."""
+    """{label: model}: shipped models that loaded, then this session's models (trained on
+    the Train page or uploaded). `denoisers=True/False` keeps only the models that were
+    (not) trained to remove noise: the manifest says so for a shipped model, the recorded
+    training settings (aecore.checkpoint.trained_noise) for a session's model."""
     out = {s.name: s.model for s in shipped()
            if s.model is not None and (denoisers is None or s.is_denoiser == denoisers)}
-    if denoisers is not True:
-        # a copy: a training thread may add a model while we iterate
-        out.update({f"{k} (this session)": m for k, m in dict(session_models()).items()})
+    # a copy: a training thread may add a model while we iterate
+    out.update({f"{k} (this session)": m for k, m in dict(session_models()).items()
+                if denoisers is None or (trained_noise(m) is not None) == denoisers})
     return out
+
+
+def trained_on(model) -> str | None:
+    """"trained on Gaussian noise 0.5" for a denoiser, None for a plain autoencoder."""
+    if (noise := trained_noise(model)) is None:
+        return None
+    kind, level = noise
+    return f"trained on {NOISE_LABELS.get(kind, kind)} noise {level:g}"
 
 
 def example(model) -> dict:

@@ -1,6 +1,7 @@
 """Reconstruction metrics on batches (B,1,28,28) in [0,1]; each returns one value per
 image so callers can average, plot or pick the worst. SSIM is torchmetrics' (Wang et
-al. 2004, 11x11 Gaussian window)."""
+al. 2004, 11x11 Gaussian window). What each means, in words for people (the app's
+explanation and tooltips): aecore.metric_help, torch-free."""
 from __future__ import annotations
 
 import torch

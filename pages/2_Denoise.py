@@ -5,6 +5,7 @@ import streamlit as st
 import ui
 from aecore import denoising
 from aecore.filters import FILTERS
+from aecore.metric_help import tooltip
 from aecore.noise import LEVEL_HELP, NOISE_KINDS
 
 SOURCES = ("Random test digits", "Test digits of one class", "My drawing")
@@ -46,6 +47,18 @@ def psnr_ssim(scored):
     return f"PSNR {psnr}  \nSSIM {scored.mean('ssim'):.3f}"   # two lines: narrow columns
 
 
+def comparison_row(title, images, caption, detail=None, help=None):
+    """One method: its name and scores on the left, its digits as one wrapping grid (a phone
+    keeps them side by side; every row wraps alike, so a digit stays under its clean one)."""
+    label, grid = st.columns([1, 5], vertical_alignment="center")
+    label.markdown(f"**{title}**")
+    if detail:
+        label.caption(detail)
+    label.caption(caption, help=help)
+    with grid:
+        ui.image_grid(images, scale=3)
+
+
 def curve_chart(curve, kind, level):
     fig = go.Figure([go.Scatter(x=denoising.curve_levels(kind), y=ys, name=name, mode="lines+markers")
                      for name, ys in curve.items()])
@@ -57,6 +70,12 @@ def curve_chart(curve, kind, level):
 
 
 denoisers, plains = ui.available_models(denoisers=True), ui.available_models(denoisers=False)
+
+
+def denoiser_name(label):
+    return f"{label} · {ui.trained_on(denoisers[label]) or 'denoiser'}"   # what it learned to remove
+
+
 if not denoisers or not plains:
     st.warning("This page needs a shipped denoising autoencoder and a plain one; see the messages above.")
     st.stop()
@@ -68,7 +87,7 @@ seed = c1.number_input("Seed (digits and noise)", 0, 10**6, 0)
 kind = c2.selectbox("Noise", NOISE_KINDS, format_func=denoising.NOISE_LABELS.get)
 top, step, default = denoising.LEVEL_RANGE[kind]
 level = c2.slider("Noise level", 0.0, top, default, step, key=f"level_{kind}", help=LEVEL_HELP[kind])
-den_label = c3.selectbox("Denoising autoencoder", list(denoisers))
+den_label = c3.selectbox("Denoising autoencoder", list(denoisers), format_func=denoiser_name)
 plain_label = c3.selectbox("Plain autoencoder", list(plains), index=best_plain(list(plains)))
 filter_label = c3.selectbox("Classic filter", list(FILTERS))
 
@@ -77,12 +96,11 @@ if clean is not None:
     methods = {den_label: denoisers[den_label], plain_label: plains[plain_label],
                filter_label: FILTERS[filter_label]}
     scored = denoising.compare(clean, kind, level, seed, methods)
-    titles = ["clean", "noisy", "denoiser", "plain AE", "filter"]
-    for col, title, key in zip(st.columns(5), titles, [None, *scored]):
-        col.markdown(f"**{title}**")
-        for image in (clean if key is None else scored[key].images):
-            col.image(ui.to_pixels(image, 3))
-        col.caption("the target" if key is None else psnr_ssim(scored[key]))
+    comparison_row("clean", clean, "the target")
+    rows = [("noisy", None), ("denoiser", denoiser_name(den_label)), ("plain AE", plain_label),
+            ("filter", filter_label)]
+    for (title, detail), key in zip(rows, scored):   # scored: noisy input, then `methods` in order
+        comparison_row(title, scored[key].images, psnr_ssim(scored[key]), detail, tooltip("psnr", "ssim"))
 
 chart_methods = {den_label: denoisers[den_label], plain_label: plains[plain_label], **denoising.CLASSIC}
 keys = tuple(f"{label}@{id(m)}" for label, m in chart_methods.items())

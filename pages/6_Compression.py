@@ -6,6 +6,7 @@ import streamlit as st
 
 import ui
 from aecore import compress, metrics
+from aecore.metric_help import tooltip
 
 DASH = {"autoencoder": "solid", "pca": "dot", "image codec": "dash"}
 # Autoencoders bold (D3), PCA muted (Set2), codecs dark: no colour appears in two families.
@@ -53,16 +54,19 @@ except compress.CompressError as e:
     st.info(str(e))
 else:
     env = results["environment"]
-    y = st.radio("Quality measure", ["psnr", "ssim"], format_func=str.upper, horizontal=True)
+    y = st.radio("Quality measure", ["psnr", "ssim"], format_func=str.upper, horizontal=True,
+                 help=tooltip("psnr", "ssim"))
     st.plotly_chart(chart(results["rows"], y), width="stretch")
     st.markdown(results["summary"]["text"])
     st.caption(f"{results['images']:,} test digits, measured {env['date']} with torch {env['torch']}, "
                f"{env['threads']} thread(s) on {env['cores']} cores, by `python -m bench.rate_distortion`.")
-    with st.expander("The table"):
-        st.markdown("| method | setting | bytes / image | PSNR dB | SSIM |\n|:--|:--|--:|--:|--:|\n" + "\n".join(
-            f"| {r['method']} | {r['setting']} | {r['bytes_per_image']:.1f} | "
-            f"{'lossless' if r['psnr'] is None else format(r['psnr'], '.2f')} | {r['ssim']:.3f} |"
-            for r in results["rows"]))
+    with st.expander("The table"):   # a dataframe scrolls inside itself on a phone
+        st.dataframe([{"method": r["method"], "setting": r["setting"],
+                       "bytes / image": round(r["bytes_per_image"], 1),
+                       "PSNR dB": "lossless" if r["psnr"] is None else f"{r['psnr']:.2f}",
+                       "SSIM": round(r["ssim"], 3)} for r in results["rows"]], hide_index=True,
+                     column_config={"PSNR dB": st.column_config.TextColumn(help=tooltip("psnr")),
+                                    "SSIM": st.column_config.NumberColumn(help=tooltip("ssim"), format="%.3f")})
 
 st.header("Try it: compress test digits now")
 ui.show_unavailable()
@@ -83,11 +87,12 @@ m1, m2, m3, m4 = st.columns(4)
 m1.metric("File size", f"{len(data):,} bytes")
 m2.metric("Bytes per image", f"{len(data) / count:.1f}", help="the header (model fingerprint, code ranges) "
           "is shared by all the digits: with few digits it weighs more")
-m3.metric("Mean PSNR", f"{quality['psnr']:.2f} dB")
-m4.metric("Mean SSIM", f"{quality['ssim']:.3f}")
+m3.metric("Mean PSNR", f"{quality['psnr']:.2f} dB", help=tooltip("psnr"))
+m4.metric("Mean SSIM", f"{quality['ssim']:.3f}", help=tooltip("ssim"))
 st.caption(f"{model.code_size} code numbers × {bits} bits = {model.code_size * bits / 8:g} bytes per digit "
            f"before entropy coding; the raw pixels take 784 bytes ({784 * count / len(data):.0f}× larger).")
-ui.image_row(list(images[:8]), ["original"] * 8, scale=3)
-ui.image_row(list(decoded[:8]), [f"from {bits}-bit code"] * 8, scale=3)
+st.caption("The first 8 test digits, then the same digits rebuilt from their codes:")
+ui.image_grid(images[:8], ["original"] * 8, scale=3)
+ui.image_grid(decoded[:8], [f"{bits}-bit code"] * 8, scale=3)
 st.download_button("Download the compressed file", data, file_name=f"{label.split(' ')[0]}-{bits}bit.aecz",
                    help="decode it with `python -m aecore decompress FILE --out digits.npy`")

@@ -26,8 +26,9 @@ def test_chart_and_table_come_from_the_benchmark_results(run_page):
     assert spec["layout"]["yaxis"]["title"]["text"] == "mean PSNR (dB)"
     texts = [m.value for m in at.markdown]
     assert results["summary"]["text"] in texts
-    table = next(t for t in texts if t.startswith("| method |"))
-    assert table.count("\n") == len(results["rows"]) + 1
+    table = at.dataframe[0].value            # a dataframe: on a phone it scrolls inside itself
+    assert list(table["method"]) == [r["method"] for r in results["rows"]]
+    assert list(table["bytes / image"]) == [round(r["bytes_per_image"], 1) for r in results["rows"]]
     at.radio[0].set_value("ssim").run()
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert not at.exception and spec["layout"]["yaxis"]["title"]["text"] == "mean SSIM"
@@ -46,4 +47,21 @@ def test_live_demo_reports_the_real_file_size(run_page, mnist_test):
         data = compress.compress_images(models[label], images, bits)
         assert metric(at, "File size") == f"{len(data):,} bytes"
         assert metric(at, "Bytes per image") == f"{len(data) / 500:.1f}"
-    assert len(at.get("image")) == 16 and len(at.get("download_button")) == 1   # 8 originals, 8 decoded
+    # 8 originals, 8 decoded: each row one st.image holding its 8 digits (a phone wraps them)
+    assert [len(i.proto.imgs) for i in at.get("image")] == [8, 8]
+    assert len(at.get("download_button")) == 1
+
+
+def test_psnr_and_ssim_are_explained_where_they_are_shown(run_page):
+    """Issue 15.6: the quality picker, the table's columns and the live figures carry the
+    explanations of PSNR and SSIM as tooltips."""
+    from aecore.metric_help import MEANING
+    at = run_page(PAGE)
+    assert not at.exception
+    both = lambda text: MEANING["psnr"] in text and MEANING["ssim"] in text
+    assert both(at.radio[0].help)
+    config = json.loads(at.dataframe[0].proto.columns)
+    assert MEANING["psnr"] in config["PSNR dB"]["help"] and MEANING["ssim"] in config["SSIM"]["help"]
+    if at.metric:   # the live demo needs a shipped autoencoder
+        assert MEANING["psnr"] in next(m for m in at.metric if m.label == "Mean PSNR").help
+        assert MEANING["ssim"] in next(m for m in at.metric if m.label == "Mean SSIM").help

@@ -1,5 +1,6 @@
-"""AppTest of pages/2_Denoise.py: the five columns with their scores, the noise slider,
-the drawing from the Draw page, the PSNR chart."""
+"""AppTest of pages/2_Denoise.py: the five rows (clean, noisy, denoiser, plain AE, filter)
+with their scores, the noise slider, the drawing from the Draw page, the PSNR chart, which
+models are offered as denoisers, and what PSNR and SSIM mean."""
 import re
 
 import numpy as np
@@ -29,6 +30,11 @@ def scores(at) -> list[tuple[float, float]]:
     return out
 
 
+def pictures(at) -> list[str]:
+    """Every digit shown, row by row (each row is one st.image holding its digits)."""
+    return [img.url for element in at.image for img in element.proto.imgs]
+
+
 def set_level(at, kind, level):
     at.slider(key=f"level_{kind}").set_value(level).run()
     assert not at.exception
@@ -39,7 +45,7 @@ def test_columns_have_images_and_scores(run_page):
     at = run_page(PAGE)
     assert not at.exception and not at.error
     assert [m.value for m in at.markdown if m.value.startswith("**")][:2] == ["**clean**", "**noisy**"]
-    assert len(at.image) == 5 * 3  # 5 columns, 3 digits each by default
+    assert [len(i.proto.imgs) for i in at.image] == [3] * 5  # 5 rows of 3 digits (default)
     assert len(scores(at)) == 4
     assert len(at.get("plotly_chart")) == 1
 
@@ -59,10 +65,10 @@ def test_noise_levels_change_the_scores(run_page):
 def test_same_setting_gives_the_same_noise(run_page):
     at = run_page(PAGE)
     first = set_level(at, "gaussian", 0.35)
-    images = [i.proto.imgs[0].url for i in at.image]
+    images = pictures(at)
     at.run()
     assert scores(at) == first
-    assert [i.proto.imgs[0].url for i in at.image] == images
+    assert pictures(at) == images
 
 
 @pytest.mark.parametrize("kind", ["salt_pepper", "erasing"])
@@ -89,7 +95,7 @@ def test_digits_are_the_seeded_pick(run_page, mnist_test, digit):
         widget(at.selectbox, "Class").select(digit).run()
     widget(at.number_input, "Seed (digits and noise)").set_value(5).run()
     widget(at.slider, "How many").set_value(4).run()
-    assert not at.exception and len(at.image) == 5 * 4
+    assert not at.exception and len(pictures(at)) == 5 * 4
     # Reference: the noisy column's score, recomputed from the same digits and noise.
     clean = images[pick_digits(labels, 4, 5, digit)]
     expected = compare(clean, "gaussian", LEVEL_RANGE["gaussian"][2], 5, {})[NOISY].mean("psnr")
@@ -101,7 +107,7 @@ def test_my_drawing_without_a_drawing_gives_a_hint(run_page):
     at.radio[0].set_value("My drawing").run()
     assert not at.exception and not at.error
     assert any("Draw a digit on the **Draw** page first" in i.value for i in at.info)
-    assert len(at.image) == 0
+    assert len(pictures(at)) == 0
     assert len(at.get("plotly_chart")) == 1
 
 
@@ -110,5 +116,41 @@ def test_my_drawing_is_denoised(run_page, mnist_test):
     at = run_page(PAGE, drawing=drawing)
     at.radio[0].set_value("My drawing").run()
     assert not at.exception and not at.info
-    assert len(at.image) == 5  # one digit per column
+    assert [len(i.proto.imgs) for i in at.image] == [1] * 5  # one digit per row
     assert len(scores(at)) == 4
+
+
+def session_model(noise: str | None, level: float = 0.0):
+    """A small untrained model recording the settings a Train-page job records."""
+    from aecore import create_model
+    model = create_model("simple", code_size=8).eval()
+    model.training_info = {"model": "simple", "noise": noise, "noise_level": level}
+    return model
+
+
+def test_a_denoiser_trained_this_session_is_offered_as_a_denoiser(run_page):
+    """Issue 15.9: a model trained on noisy inputs (Train page, or an uploaded checkpoint) is
+    classified by what it was trained on, and its picker label says which noise."""
+    at = run_page(PAGE, session_models={"mine-dn": session_model("gaussian", 0.5),
+                                        "mine-plain": session_model(None)})
+    assert not at.exception
+    denoisers = widget(at.selectbox, "Denoising autoencoder")
+    plains = widget(at.selectbox, "Plain autoencoder")
+    assert [o for o in denoisers.options if "mine" in o] == [
+        "mine-dn (this session) · trained on Gaussian noise 0.5"]
+    assert [o for o in plains.options if "mine" in o] == ["mine-plain (this session)"]
+    shipped = next(o for o in denoisers.options if "mine" not in o)
+    assert "trained on" in shipped and "noise" in shipped       # shipped denoisers say it too
+    denoisers.select("mine-dn (this session)").run()
+    assert not at.exception and len(scores(at)) == 4
+    assert "mine-dn (this session) · trained on Gaussian noise 0.5" in [c.value for c in at.caption]
+
+
+def test_psnr_and_ssim_are_explained_where_they_are_shown(run_page):
+    """Issue 15.6: every score caption carries the explanation of PSNR and SSIM as its tooltip."""
+    from aecore.metric_help import MEANING
+    at = run_page(PAGE)
+    scored = [c for c in at.caption if SCORE.fullmatch(c.value)]
+    assert len(scored) == 4
+    for caption in scored:
+        assert MEANING["psnr"] in caption.proto.help and MEANING["ssim"] in caption.proto.help

@@ -88,3 +88,27 @@ def test_home_computes_the_example_when_the_manifest_has_none(run_page, tmp_path
         assert recorded[best["file"]] is not None
     finally:
         ui.shipped.clear()
+
+
+def test_the_entry_script_is_named_home():
+    """`streamlit run app.py` names the sidebar's first entry after the entry script's resolved
+    file name (the `pages/` convention): app.py must lead to Home.py (the browser proof is
+    tests/browser/test_deep_links.py)."""
+    assert (ROOT / "app.py").resolve() == (ROOT / "Home.py").resolve()
+    assert (ROOT / "app.py").resolve().name == "Home.py"
+
+
+def test_home_explains_mse_psnr_and_ssim(run_page):
+    """Issue 15.6: the table's measures are explained in plain words where they first appear,
+    and each of their columns carries the same text as a tooltip."""
+    from aecore.metric_help import MEANING
+    at = run_page("app.py")
+    assert not at.exception
+    shown = "\n".join(m.value for m in at.markdown)
+    for key in ("mse", "psnr", "ssim"):
+        assert MEANING[key] in shown, key
+    config = json.loads(at.dataframe[0].proto.columns)
+    helps = {name: (c or {}).get("help") for name, c in config.items()}
+    assert MEANING["mse"] in helps.get("MSE", "")
+    assert MEANING["psnr"] in helps.get("PSNR dB", "")
+    assert MEANING["ssim"] in helps.get("SSIM", "")

@@ -1,5 +1,6 @@
-"""Issue 15.13 and 15.8 in a real browser: the Draw page on a phone (390x844, touch) stays
-a compact grid, and the stroke width the user picks is the width the canvas draws with,
+"""Issue 15.13 and 15.8 in a real browser: the Draw, Denoise and Compression pages on a
+phone (390x844, touch) keep their comparisons side by side in compact grids with nothing
+wider than the screen, and the stroke width the user picks is the width the canvas draws with,
 right after a change and right after Clear (measured in the canvas's own image data)."""
 import base64
 import io
@@ -84,6 +85,55 @@ def test_latent_page_on_a_phone(streamlit_server, phone):
     width, height = page.evaluate(PAGE_SIZE)
     print(f"\n[phone] Latent (Interpolate) {width}x{height} px")
     assert width <= 390 and height < 2500
+
+
+IMAGES = "[data-testid=stMain] [data-testid=stImage] img"
+
+
+def image_boxes(page) -> list[dict]:
+    grid = page.locator(IMAGES)
+    return [grid.nth(i).bounding_box() for i in range(grid.count())]
+
+
+def assert_compact_grids(boxes, expected: int) -> None:
+    """`expected` equal-sized images, several on a line, none past the screen's edge."""
+    sizes = {(round(b["width"]), round(b["height"])) for b in boxes}
+    assert len(boxes) == expected and len(sizes) == 1, sizes
+    assert len({round(b["x"]) for b in boxes}) >= 2                    # side by side, not one column
+    assert all(b["x"] >= 0 and b["x"] + b["width"] <= 390 for b in boxes)
+
+
+def test_denoise_page_on_a_phone(streamlit_server, phone):
+    page = phone
+    page.goto(f"{streamlit_server}/Denoise")
+    wait_for_app(page)
+    page.get_by_text("PSNR", exact=False).first.wait_for()
+    page.locator("[data-testid=stPlotlyChart]").wait_for()
+    wait_for_app(page)
+    assert_compact_grids(image_boxes(page), 5 * 3)                      # 5 rows of 3 digits
+    width, height = page.evaluate(PAGE_SIZE)
+    print(f"\n[phone] Denoise page {width}x{height} px")
+    assert width <= 390
+    assert page.locator("[data-testid=stException]").count() == 0
+    page.locator(IMAGES).first.scroll_into_view_if_needed()              # the grids, not the controls
+    screenshot(page, "denoise-phone")
+
+
+def test_compression_page_on_a_phone(streamlit_server, phone):
+    page = phone
+    page.goto(f"{streamlit_server}/Compression")
+    wait_for_app(page)
+    page.get_by_text("Bytes per image").first.wait_for()
+    page.get_by_text("The table").click()                              # the widest thing on the page
+    page.locator("[data-testid=stDataFrame]").wait_for()
+    wait_for_app(page)
+    assert_compact_grids(image_boxes(page), 2 * 8)                      # 8 originals, 8 decoded
+    table = page.locator("[data-testid=stDataFrame]").bounding_box()
+    assert table["x"] >= 0 and table["x"] + table["width"] <= 390       # it scrolls inside itself
+    width, height = page.evaluate(PAGE_SIZE)
+    print(f"\n[phone] Compression page {width}x{height} px")
+    assert width <= 390
+    assert page.locator("[data-testid=stException]").count() == 0
 
 
 def test_stroke_width_after_a_change_and_after_clear(streamlit_server, page):

@@ -1,0 +1,26 @@
+"""What MSE, PSNR and SSIM mean, in plain words: the one place the app's explanation and
+its tooltips come from (aecore.metrics computes them). Torch-free, so the Home page can
+show it before torch loads."""
+
+NAMES = {"mse": "MSE", "psnr": "PSNR", "ssim": "SSIM"}
+SPELLED = {"mse": "mean squared error", "psnr": "peak signal-to-noise ratio, in decibels",
+           "ssim": "structural similarity"}
+
+MEANING = {
+    "mse": "The average squared difference between rebuilt and original pixels (0 is black, "
+           "1 white). 0 is a perfect copy: lower is better.",
+    "psnr": "The same error on a log scale, 10·log10(1/MSE). Higher is better: 10 dB more is "
+            "10 times less squared error; ∞ is an exact copy.",
+    "ssim": "Compares small patches (brightness, contrast, the pattern of the strokes), closer "
+            "to how people judge a picture than a pixel error. 1 is identical: higher is better.",
+}
+
+
+def explanation(*keys: str) -> str:
+    """A markdown list explaining `keys` (all three by default), one line each."""
+    return "\n".join(f"- **{NAMES[k]}** ({SPELLED[k]}): {MEANING[k]}" for k in (keys or NAMES))
+
+
+def tooltip(*keys: str) -> str:
+    """The same explanations as one tooltip (st.* `help=`), a paragraph each."""
+    return "\n\n".join(f"**{NAMES[k]}** ({SPELLED[k]}): {MEANING[k]}" for k in keys)
