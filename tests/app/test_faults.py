@@ -20,6 +20,7 @@ from aecore.atomic import WriteError
 from aecore.checkpoint import checkpoint_bytes
 from aecore.shipped import WEIGHTS_ENV, read_manifest, weights_dir
 from tests.app.test_bad_input import CANVAS_KEY, drawn, seven
+from tests.app.test_draw_page import grid_captions
 from tests.conftest import ROOT
 
 PAGES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "pages").glob("*.py"))
@@ -95,7 +96,7 @@ def test_draw_page_reconstructs_with_every_other_model(run_page, damaged):
     at = run_page("pages/1_Draw.py", **{CANVAS_KEY: drawn(seven())})
     assert not at.exception and not at.error
     assert_names_the_broken_models(at, corrupt, missing)
-    captions = [i.proto.imgs[0].caption for i in at.image[1:]]
+    captions = grid_captions(at)
     assert [c.split(" · ")[0] for c in captions] == intact
     assert all(" · MSE 0." in c for c in captions)
 
