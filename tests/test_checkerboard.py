@@ -276,16 +276,23 @@ def test_trained_study_is_shipped_from_recorded_commands(trained_study):
     assert sum(p.stat().st_size for p in weights_dir().rglob("*.pt")) < 30 * 2**20
 
 
-def test_trained_study_ranks_uneven_overlap_worst_and_resize_best(trained_study, mnist_test):
-    """Trained: transposed k3 s2 keeps the largest phase ratio and resize + conv the smallest;
-    the course's k2 s2 is blocky (the largest grid ratio) rather than a checkerboard."""
+def test_trained_study_learns_the_pattern_away(trained_study, mnist_test):
+    """Measured here: trained for 5 epochs with a pixel loss, every study decoder's phase ratio
+    falls to within 1.5% of the test digits' own (fresh: 1.25x to 7x), so after training the
+    ranking is noise and none of them shows a checkerboard; the k2 s2 decoder keeps the
+    largest grid ratio (its 2x2 blocks), as the course's k2 s2 model does far more."""
+    digits = cb.phase_ratio(mnist_test[0][:2000, 0])
     reports = {up: cb.trained_report(m, mnist_test[0][:2000]) for up, m in trained_study.items()}
-    phase = {up: r["phase"] for up, r in reports.items()}
+    fresh = {up: r["ratio"] for up, r in cb.fresh_study(n=64).items()}
+    for up, r in reports.items():
+        assert r["phase"] == pytest.approx(digits, abs=0.015), up
+        assert r["mse"] < 0.01, up                                     # they did learn to reconstruct
+    assert fresh["transpose3"] - 1 > 100 * (reports["transpose3"]["phase"] - 1)
     grid = {up: r["grid"] for up, r in reports.items()}
-    assert ranked(phase)[0] == "transpose3" and ranked(phase)[-1] == "resize", phase
     assert ranked(grid)[0] == "transpose2", grid
-    assert phase["transpose2"] < phase["transpose3"]
-    assert all(r["mse"] < 0.03 for r in reports.values())          # they did learn to reconstruct
+    course = {s.name: s.model for s in shipped_models()}["conv-196"]
+    r = cb.trained_report(course, mnist_test[0][:2000])
+    assert r["grid"] > 1.25 and r["phase"] < 1.05                     # blocky, not a checkerboard
 
 
 def test_study_models_report_a_missing_folder(tmp_path):
