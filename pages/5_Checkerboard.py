@@ -52,7 +52,9 @@ def report(folder, name, _model, n):   # folder and name identify the model (not
 
 st.subheader("Before any training")
 st.caption(f"Each decoder, freshly initialised (seed 0), decodes the same {N} random codes; each "
-           "picture is stretched to full contrast. The phase ratio is the median over 8 initialisations.")
+           "picture is stretched to full contrast. Every transposed convolution starts with some pattern "
+           "(its random kernel weights the four pixels of a 2×2 cell differently); uneven overlap makes it "
+           "the strongest, resizing avoids it. The phase ratio is the median over 8 initialisations.")
 fresh_study = fresh()
 for up, r in fresh_study.items():
     st.image(cb.image_strip(cb.stretch(r["outputs"][:N]), SCALE),

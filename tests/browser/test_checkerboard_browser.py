@@ -17,7 +17,12 @@ SIZES_JS = """
   };
   return {
     scrollWidth: document.documentElement.scrollWidth,
-    height: document.documentElement.scrollHeight,
+    // Streamlit scrolls inside its own container: the page's height is the tallest scrollHeight
+    height: Math.max(...[document.documentElement, ...document.querySelectorAll('[data-testid="stApp"] *')]
+      .map(e => e.scrollHeight)),
+    scrollers: [...document.querySelectorAll('[data-testid="stMain"], [data-testid="stMain"] *')]
+      .filter(e => e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== 'hidden')
+      .slice(0, 5).map(describe),
     wide: [...document.querySelectorAll('[data-testid="stMain"] *')]
       .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1).slice(0, 5).map(describe),
   };
@@ -50,8 +55,10 @@ def phone_page(browser):
 def test_checkerboard_page_fits_a_phone(streamlit_server, phone_page):
     open_checkerboard(phone_page, streamlit_server)
     sizes = phone_page.evaluate(SIZES_JS)
+    print(f"phone: {sizes}")
     assert sizes["scrollWidth"] <= PHONE["width"], f"overflows sideways: {sizes}"
     assert not sizes["wide"], f"elements wider than the screen: {sizes['wide']}"
+    assert not sizes["scrollers"], f"something scrolls sideways: {sizes['scrollers']}"
     assert sizes["height"] < MAX_PHONE_HEIGHT, f"page is {sizes['height']} px tall on a phone"
     # each decoder is one strip of digits, not a stack of single images
     strips = phone_page.locator(MAIN_IMAGES)
@@ -64,6 +71,6 @@ def test_checkerboard_page_desktop_screenshot(streamlit_server, page):
     open_checkerboard(page, streamlit_server)
     images = page.locator(MAIN_IMAGES)
     assert images.count() >= 8
-    images.nth(3).scroll_into_view_if_needed()        # the last fresh strip: resize + conv
-    page.evaluate("window.scrollTo(0, 0)")
-    screenshot(page, "checkerboard", full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 1350})   # the lesson and the fresh decoders
+    wait_for_app(page)
+    screenshot(page, "checkerboard")
