@@ -208,11 +208,13 @@ def fresh_decoder(upsample: str, seed: int):
 
 
 @torch.no_grad()
-def fresh_study(n: int = 64, seeds=range(8), code_seed: int = 0) -> dict:
+def fresh_study(n: int = 64, seeds=range(32), code_seed: int = 0) -> dict:
     """Every study decoder, freshly initialised with each seed, decoding the same n codes
     drawn from N(0,1): {upsample: {"outputs": (n,28,28) of the first seed, "ratios": the
     phase ratio of each seed, "ratio": their median}}. One initialisation is a random draw
-    (a kernel's taps may happen to be balanced), so the figure is the median over seeds."""
+    (a kernel's taps may happen to be balanced, or not), so the figure is the median over
+    seeds: with 8 the order of the three transposed ones still changes with the seeds, with
+    32 it did not on three disjoint sets (tests/test_checkerboard.py)."""
     codes = torch.randn(n, STUDY_CONFIG["code_size"], generator=torch.Generator().manual_seed(code_seed))
     out = {}
     for upsample in STUDY:

@@ -54,7 +54,7 @@ st.subheader("Before any training")
 st.caption(f"Each decoder, freshly initialised (seed 0), decodes the same {N} random codes; each "
            "picture is stretched to full contrast. Every transposed convolution starts with some pattern "
            "(its random kernel weights the four pixels of a 2×2 cell differently); uneven overlap makes it "
-           "the strongest, resizing avoids it. The phase ratio is the median over 8 initialisations.")
+           "the strongest, resizing avoids it. The phase ratio is the median over 32 initialisations.")
 fresh_study = fresh()
 for up, r in fresh_study.items():
     st.image(cb.image_strip(cb.stretch(r["outputs"][:N]), SCALE),
@@ -87,7 +87,7 @@ for name, model in shipped.items():
     reports[SHIPPED[name]] = report(folder, name, model, 2000)
 digits = images[:2000, 0]
 st.markdown(
-    "**Measured**: phase ratio of the fresh decoders (median of 8 initialisations) and of the "
+    "**Measured**: phase ratio of the fresh decoders (median of 32 initialisations) and of the "
     "trained ones, and grid ratio, on their reconstructions of 2,000 test digits. k3 s2 is the "
     "transposed convolution with kernel 3, stride 2, and so on; conv-196 is the shipped course model "
     "(k2 s2), conv_upsample-32 the shipped resize + conv model.\n\n"

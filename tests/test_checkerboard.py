@@ -243,17 +243,20 @@ def ranked(figures: dict) -> list:
     return sorted(figures, key=figures.get, reverse=True)
 
 
-def test_fresh_study_ranks_uneven_overlap_worst_and_resize_best():
+@pytest.mark.parametrize("first_seed", [0, 32])
+def test_fresh_study_ranks_uneven_overlap_worst_and_resize_best(first_seed):
     """Freshly initialised (no training), the same random codes: transposed k3 s2 has the
-    largest phase ratio, resize + conv the smallest (close to 1), as the page's pictures show."""
-    study = cb.fresh_study(n=64)
+    largest phase ratio, resize + conv the smallest (close to 1), as the page's pictures show;
+    on the page's 32 initialisations and on 32 others."""
+    study = cb.fresh_study(n=64, seeds=range(first_seed, first_seed + 32))
     ratios = {up: r["ratio"] for up, r in study.items()}
     order = ranked(ratios)
     assert order[0] == "transpose3" and order[-1] == "resize", ratios
-    assert ratios["transpose3"] > 1.5 * max(ratios["transpose4"], ratios["transpose2"])
-    assert ratios["resize"] < 1.6
-    again = cb.fresh_study(n=64)                                   # seeded: the page is deterministic
-    assert all(torch.equal(again[u]["outputs"], study[u]["outputs"]) for u in study)
+    assert ratios["transpose3"] > 1.2 * max(ratios["transpose4"], ratios["transpose2"]), ratios
+    assert ratios["resize"] < 2.0 < min(ratios["transpose4"], ratios["transpose2"]), ratios
+    if first_seed == 0:                                            # seeded: the page is deterministic
+        again = cb.fresh_study(n=64, seeds=range(2))
+        assert all(torch.equal(again[u]["outputs"], study[u]["outputs"]) for u in study)
 
 
 @pytest.fixture(scope="module")
@@ -278,7 +281,7 @@ def test_trained_study_is_shipped_from_recorded_commands(trained_study):
 
 def test_trained_study_learns_the_pattern_away(trained_study, mnist_test):
     """Measured here: trained for 5 epochs with a pixel loss, every study decoder's phase ratio
-    falls to within 1.5% of the test digits' own (fresh: 1.25x to 7x), so after training the
+    falls to within 1.5% of the test digits' own (fresh: medians 1.4x to 5x), so after training the
     ranking is noise and none of them shows a checkerboard; the k2 s2 decoder keeps the
     largest grid ratio (its 2x2 blocks), as the course's k2 s2 model does far more."""
     digits = cb.phase_ratio(mnist_test[0][:2000, 0])

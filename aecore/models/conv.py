@@ -73,13 +73,15 @@ def upsample_decoder(width: int, code_size: int, mode: str = "nearest", upsample
     if upsample not in UPSAMPLES:
         raise ValueError(f"upsample must be one of {', '.join(UPSAMPLES)}, got {upsample!r}")
     w, half = width, max(width // 2, 1)
-    last = ([*upsample_x2(w, half, upsample, mode), nn.ReLU(), nn.Conv2d(half, 1, 3, padding=1)]
-            if upsample == "resize" else upsample_x2(w, 1, upsample, mode))          # (B,1,28,28)
-    return nn.Sequential(
-        nn.Linear(code_size, 2 * w * 49), nn.ReLU(), nn.Unflatten(1, (2 * w, 7, 7)),
-        *upsample_x2(2 * w, w, upsample, mode), nn.ReLU(),                        # (B,w,14,14)
-        nn.Conv2d(w, w, 3, padding=1), nn.ReLU(),
-        *last)
+    # layers are built in order: a seed gives the same initial weights as before the option
+    layers = [nn.Linear(code_size, 2 * w * 49), nn.ReLU(), nn.Unflatten(1, (2 * w, 7, 7)),
+              *upsample_x2(2 * w, w, upsample, mode), nn.ReLU(),                  # (B,w,14,14)
+              nn.Conv2d(w, w, 3, padding=1), nn.ReLU()]
+    if upsample == "resize":
+        layers += [*upsample_x2(w, half, upsample, mode), nn.ReLU(), nn.Conv2d(half, 1, 3, padding=1)]
+    else:
+        layers += upsample_x2(w, 1, upsample, mode)                               # (B,1,28,28)
+    return nn.Sequential(*layers)
 
 
 class UpsampleConvAutoencoder(Autoencoder):
