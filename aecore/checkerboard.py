@@ -1,5 +1,20 @@
 """Checkerboard artifacts of transpose-convolution decoders, measured.
 
+The study (what the checkerboard page shows): four decoders that differ only in how they
+double the resolution (aecore.models.conv, option `upsample`): transposed convolution
+with kernel 3, stride 2 (uneven overlap: an output pixel gets 1, 2 or 4 kernel taps by
+its position in its 2x2 cell), kernel 4 (even overlap: 4 taps everywhere), kernel 2 (no
+overlap: 2x2 blocks, the course's), and nearest resize + 3x3 convolution. They are shown
+freshly initialised (`fresh_decoders`, fixed seeds) and trained briefly (shipped in
+weights/checkerboard/, `study_models`).
+
+Phase ratio (`phase_ratio`), the page's checkerboard measure: the output's variance at
+each of the four positions of a 2x2 cell, pooled over many images,
+    v[a,b] = mean over images and cells of (y[2i+a, 2j+b] - mean(y))^2
+    phase ratio = max v / min v      (1 when every position is treated alike)
+Uneven overlap paints some positions more often than their neighbours, so they come out
+systematically louder; a digit does not know the grid (test digits: 1.0x).
+
 Odena, Dumoulin & Olah, "Deconvolution and Checkerboard Artifacts", Distill 2016: a
 transposed convolution whose kernel size is not a multiple of its stride overlaps
 unevenly. With kernel 2 and stride 2 (the course decoder) nothing overlaps: every output
@@ -29,9 +44,25 @@ values jump at block edges, as with a transposed convolution's output blocks.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoint import CheckpointError
 from .latent import decode, encode_all
+from .models import create_model
+
+# the study's decoders (aecore.models.conv `upsample` values), worst to best as the eye sees them
+STUDY = {"transpose3": "transposed convolution, kernel 3, stride 2: uneven overlap",
+         "transpose4": "transposed convolution, kernel 4, stride 2: even overlap",
+         "transpose2": "transposed convolution, kernel 2, stride 2: no overlap (the course's)",
+         "resize": "nearest resize ×2, then 3×3 convolution"}
+STUDY_CONFIG = {"code_size": 32, "width": 16}    # as trained by scripts/train-weights.sh
+STUDY_FOLDER = "checkerboard"                    # under weights/, with its own manifest.json
 
 
 def check_period(shape, period: int) -> tuple[int, int]:
@@ -148,3 +179,94 @@ def decoder_response(model, images: torch.Tensor, n: int = 8, seed: int = 0) -> 
     """The decoder's output for n random codes (see random_codes) built from the codes of
     `images`: (n,1,28,28) in [0,1]."""
     return decode(model, random_codes(encode_all(model, images), n, seed))
+
+
+def phase_energy(y: torch.Tensor, period: int = 2) -> torch.Tensor:
+    """v[a,b]: mean squared deviation from each image's mean at the pixels with
+    (row mod p, col mod p) = (a,b), pooled over the batch: (...,H,W) -> (p,p)."""
+    h, w = check_period(y.shape, period)
+    y = y.double().reshape(-1, h, w)
+    d = (y - y.mean(dim=(-2, -1), keepdim=True)).pow(2)
+    return d.reshape(-1, h // period, period, w // period, period).mean(dim=(0, 1, 3))
+
+
+def phase_ratio(y: torch.Tensor, period: int = 2) -> float:
+    """max / min of phase_energy: 1 when no position of the p x p cell is louder (inf when
+    one position never varies while another does, 1 for a constant batch)."""
+    return _ratio_of(phase_energy(y, period).flatten())
+
+
+def _ratio_of(v: torch.Tensor) -> float:
+    top, low = v.max().item(), v.min().item()
+    return top / low if low > 0 else (math.inf if top > 0 else 1.0)
+
+
+def fresh_decoder(upsample: str, seed: int):
+    """A freshly initialised study model (torch.manual_seed(seed) first): deterministic."""
+    torch.manual_seed(seed)
+    return create_model("conv_upsample", upsample=upsample, **STUDY_CONFIG).eval()
+
+
+@torch.no_grad()
+def fresh_study(n: int = 64, seeds=range(32), code_seed: int = 0) -> dict:
+    """Every study decoder, freshly initialised with each seed, decoding the same n codes
+    drawn from N(0,1): {upsample: {"outputs": (n,28,28) of the first seed, "ratios": the
+    phase ratio of each seed, "ratio": their median}}. One initialisation is a random draw
+    (a kernel's taps may happen to be balanced, or not), so the figure is the median over
+    seeds: with 8 the order of the three transposed ones still changes with the seeds, with
+    32 it did not on three disjoint sets (tests/test_checkerboard.py)."""
+    codes = torch.randn(n, STUDY_CONFIG["code_size"], generator=torch.Generator().manual_seed(code_seed))
+    out = {}
+    for upsample in STUDY:
+        outputs = [fresh_decoder(upsample, s).decode(codes)[:, 0] for s in seeds]
+        ratios = [phase_ratio(y) for y in outputs]
+        out[upsample] = {"outputs": outputs[0], "ratios": ratios, "ratio": float(np.median(ratios))}
+    return out
+
+
+def study_models(weights: Path) -> tuple[dict, list[str]]:
+    """The trained study decoders in `weights`/checkerboard: ({upsample: model}, [problems]).
+    A missing folder, manifest or file is a problem to report, never an exception."""
+    from .shipped import shipped_models
+    try:
+        shipped = shipped_models(Path(weights) / STUDY_FOLDER)
+    except CheckpointError as e:
+        return {}, [str(e)]
+    models, problems = {}, [f"{s.name}: {s.error}" for s in shipped if s.model is None]
+    for s in shipped:
+        upsample = (s.model.config.get("upsample") if s.model is not None else None)
+        if upsample in STUDY and upsample not in models:
+            models[upsample] = s.model
+    problems += [f"no trained {u} decoder in {Path(weights) / STUDY_FOLDER}" for u in STUDY
+                 if u not in models and not any(p.startswith(f"{u}-") for p in problems)]
+    return {u: models[u] for u in STUDY if u in models}, problems
+
+
+@torch.no_grad()
+def trained_report(model, images: torch.Tensor, batch: int = 1000) -> dict:
+    """A trained model on `images` (N,1,28,28): mse, phase ratio and grid ratio (2x2
+    blocks) of its reconstructions."""
+    recon = torch.cat([model.reconstruct(x) for x in images.split(batch)])[:, 0]
+    return {"mse": (recon - images[:, 0]).pow(2).mean().item(), "phase": phase_ratio(recon),
+            "grid": grid_ratio_of(recon, 2), "images": len(images)}
+
+
+def stretch(y: torch.Tensor) -> torch.Tensor:
+    """Each image (...,H,W) scaled to fill [0,1] (an untrained decoder's output is a faint
+    texture around 0.5): for display only."""
+    low = y.amin(dim=(-2, -1), keepdim=True)
+    span = (y.amax(dim=(-2, -1), keepdim=True) - low).clamp_min(1e-12)
+    return (y - low) / span
+
+
+def image_strip(images, scale: int = 4, gap: int = 2) -> np.ndarray:
+    """(n,28,28) (or (n,1,28,28)) in [0,1] -> one uint8 picture, the images side by side,
+    each enlarged `scale` times with nearest neighbours, `gap` grey pixels between: one
+    image element instead of n columns, so a narrow screen keeps it on one line."""
+    a = torch.as_tensor(images).detach().float().reshape(-1, 28, 28).clamp(0, 1).numpy()
+    big = np.kron((a * 255).round().astype(np.uint8), np.ones((scale, scale), np.uint8))
+    n, h, w = big.shape
+    out = np.full((h, n * w + (n - 1) * gap), 128, np.uint8)
+    for i, tile in enumerate(big):
+        out[:, i * (w + gap):i * (w + gap) + w] = tile
+    return out

@@ -17,6 +17,17 @@ chain_b() {
   train --model vae2d --code-size 2 --epochs 8 --out weights/vae2d-2.pt
   train --model vae --code-size 16 --epochs 8 --out weights/vae-16.pt
 }
+# the checkerboard page's study decoders: one architecture, four ways to double the
+# resolution; small and briefly trained (about 2 minutes each on one thread), in their
+# own folder and manifest so they do not crowd the model lists
+study() { "$PY" -m aecore --threads 1 train "$@" --manifest weights/checkerboard/manifest.json --force --quiet; }
+chain_checkerboard() {
+  for up in transpose3 transpose4 transpose2 resize; do
+    study --model conv_upsample --code-size 32 --option width=16 --option upsample=$up --epochs 5 \
+      --out weights/checkerboard/$up-32.pt
+  done
+}
 [ "${1:-all}" = "all" ] || { "chain_$1"; exit; }
 train --model conv --code-size 196 --epochs 15 --out weights/conv-196.pt
 chain_a & chain_b & wait
+chain_checkerboard

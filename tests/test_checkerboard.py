@@ -1,5 +1,6 @@
 """Tests for aecore.checkerboard: the checkerboard score on synthetic patterns (checked
-against its DFT definition) and on real decoders."""
+against its DFT definition) and on real decoders; the study's four decoders (uneven,
+even and no overlap, resize + conv), fresh and trained, ranked by the phase ratio."""
 from __future__ import annotations
 
 import math
@@ -8,10 +9,11 @@ import pytest
 import torch
 
 import aecore
+from aecore import checkerboard as cb
 from aecore.checkerboard import (checkerboard_power, checkerboard_share, decoder_response,
                                  error_report, grid_ratio, grid_ratio_of, neighbour_differences,
                                  periodic_component, random_codes, signed_to_unit)
-from aecore.shipped import shipped_models
+from aecore.shipped import shipped_models, weights_dir
 
 ii, jj = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
 CHECKER = (-1.0) ** (ii + jj)                                  # the (pi,pi) pattern
@@ -178,3 +180,124 @@ def test_error_report_matches_direct_computation(mnist_test):
     assert r["power"] == pytest.approx(checkerboard_power(e).mean().item(), rel=1e-4)
     assert r["grid2"] == pytest.approx(grid_ratio_of(recon, 2), rel=1e-6)
     assert r["grid4"] == pytest.approx(grid_ratio_of(recon, 4), rel=1e-6)
+
+
+# ---- the study: uneven, even and no overlap, and resize + convolution -------------------
+
+def test_transposed_upsamplers_paint_1_2_or_4_taps_by_position():
+    """With every weight 1 and a constant input, each output pixel counts its kernel taps:
+    kernel 3 stride 2 paints 1, 2 or 4 (uneven), kernel 4 paints 4 everywhere (even),
+    kernel 2 paints 1 everywhere (no overlap). Away from the border."""
+    from aecore.models.conv import upsample_x2
+    counts = {}
+    for k in (2, 3, 4):
+        (layer,) = upsample_x2(1, 1, f"transpose{k}", "nearest")
+        torch.nn.init.ones_(layer.weight), torch.nn.init.zeros_(layer.bias)
+        with torch.no_grad():
+            out = layer(torch.ones(1, 1, 7, 7))[0, 0]
+        assert out.shape == (14, 14)
+        counts[k] = out[2:12, 2:12]
+    assert set(counts[3].unique().tolist()) == {1.0, 2.0, 4.0}
+    assert counts[3][0::2, 0::2].eq(counts[3][0, 0]).all()      # the pattern repeats every 2 pixels
+    assert counts[4].eq(4).all() and counts[2].eq(1).all()
+
+
+@pytest.mark.parametrize("upsample", cb.STUDY)
+def test_study_decoders_differ_only_in_the_upsampling(upsample):
+    model = aecore.create_model("conv_upsample", upsample=upsample, **cb.STUDY_CONFIG)
+    assert model.decode(torch.zeros(2, 32)).shape == (2, 1, 28, 28)
+    kinds = {type(m).__name__ for m in model.decoder}
+    assert ("ConvTranspose2d" in kinds) == (upsample != "resize")
+    assert sum(p.numel() for p in model.parameters()) < 150_000          # small enough to ship
+    with pytest.raises(ValueError, match="upsample must be one of"):
+        aecore.create_model("conv_upsample", upsample="transpose5")
+
+
+def test_phase_ratio_by_hand():
+    g = torch.Generator().manual_seed(0)
+    y = torch.randn(50, 28, 28, generator=g)
+    y[:, 0::2, 0::2] *= 3                            # one position of every 2x2 cell is louder
+    v = cb.phase_energy(y)
+    assert v.shape == (2, 2) and v[0, 0] == v.max()
+    assert cb.phase_ratio(y) == pytest.approx(9.0, rel=0.15)
+    assert cb.phase_ratio(torch.randn(50, 28, 28, generator=g)) == pytest.approx(1.0, abs=0.1)
+    assert cb.phase_ratio(torch.zeros(3, 28, 28)) == 1.0
+    assert cb.phase_ratio(blocks()) == pytest.approx(1.0, abs=0.3)   # blocks are no checkerboard...
+    assert grid_ratio(blocks()).item() == math.inf                    # ...but very blocky
+
+
+def test_phase_ratio_of_test_digits_is_one(mnist_test):
+    digits = mnist_test[0][:2000, 0]
+    assert cb.phase_ratio(digits) == pytest.approx(1.0, abs=0.05)
+
+
+def test_image_strip_lays_the_images_side_by_side():
+    images = torch.stack([torch.zeros(28, 28), torch.ones(28, 28), torch.full((28, 28), 0.5)])
+    strip = cb.image_strip(images, scale=2, gap=3)
+    assert strip.shape == (56, 3 * 56 + 2 * 3) and strip.dtype.name == "uint8"
+    assert strip[:, :56].max() == 0 and strip[:, 56:59].min() == 128 and strip[:, 59:115].min() == 255
+    assert cb.stretch(torch.tensor([[0.4, 0.5], [0.45, 0.6]])).flatten().tolist() == pytest.approx([0, 0.5, 0.25, 1])
+
+
+def ranked(figures: dict) -> list:
+    return sorted(figures, key=figures.get, reverse=True)
+
+
+@pytest.mark.parametrize("first_seed", [0, 32])
+def test_fresh_study_ranks_uneven_overlap_worst_and_resize_best(first_seed):
+    """Freshly initialised (no training), the same random codes: transposed k3 s2 has the
+    largest phase ratio, resize + conv the smallest (close to 1), as the page's pictures show;
+    on the page's 32 initialisations and on 32 others."""
+    study = cb.fresh_study(n=64, seeds=range(first_seed, first_seed + 32))
+    ratios = {up: r["ratio"] for up, r in study.items()}
+    order = ranked(ratios)
+    assert order[0] == "transpose3" and order[-1] == "resize", ratios
+    assert ratios["transpose3"] > 1.2 * max(ratios["transpose4"], ratios["transpose2"]), ratios
+    assert ratios["resize"] < 2.0 < min(ratios["transpose4"], ratios["transpose2"]), ratios
+    if first_seed == 0:                                            # seeded: the page is deterministic
+        again = cb.fresh_study(n=64, seeds=range(2))
+        assert all(torch.equal(again[u]["outputs"], study[u]["outputs"]) for u in study)
+
+
+@pytest.fixture(scope="module")
+def trained_study():
+    models, problems = cb.study_models(weights_dir())
+    assert not problems and list(models) == list(cb.STUDY)
+    return models
+
+
+def test_trained_study_is_shipped_from_recorded_commands(trained_study):
+    from aecore.manifest import file_sha256, read_manifest
+    folder = weights_dir() / cb.STUDY_FOLDER
+    for entry in read_manifest(folder):
+        assert entry["command"].startswith("python -m aecore train --model conv_upsample ")
+        assert f"--out weights/{cb.STUDY_FOLDER}/{entry['file']}" in entry["command"]
+        assert f"--manifest weights/{cb.STUDY_FOLDER}/manifest.json" in entry["command"]
+        assert file_sha256(folder / entry["file"]) == entry["sha256"]
+    script = (weights_dir().parent / "scripts" / "train-weights.sh").read_text()
+    assert "--option upsample=$up" in script and "for up in transpose3 transpose4 transpose2 resize" in script
+    assert sum(p.stat().st_size for p in weights_dir().rglob("*.pt")) < 30 * 2**20
+
+
+def test_trained_study_learns_the_pattern_away(trained_study, mnist_test):
+    """Measured here: trained for 5 epochs with a pixel loss, every study decoder's phase ratio
+    falls to within 1.5% of the test digits' own (fresh: medians 1.4x to 5x), so after training the
+    ranking is noise and none of them shows a checkerboard; the k2 s2 decoder keeps the
+    largest grid ratio (its 2x2 blocks), as the course's k2 s2 model does far more."""
+    digits = cb.phase_ratio(mnist_test[0][:2000, 0])
+    reports = {up: cb.trained_report(m, mnist_test[0][:2000]) for up, m in trained_study.items()}
+    fresh = {up: r["ratio"] for up, r in cb.fresh_study(n=64).items()}
+    for up, r in reports.items():
+        assert r["phase"] == pytest.approx(digits, abs=0.015), up
+        assert r["mse"] < 0.01, up                                     # they did learn to reconstruct
+    assert fresh["transpose3"] - 1 > 100 * (reports["transpose3"]["phase"] - 1)
+    grid = {up: r["grid"] for up, r in reports.items()}
+    assert ranked(grid)[0] == "transpose2", grid
+    course = {s.name: s.model for s in shipped_models()}["conv-196"]
+    r = cb.trained_report(course, mnist_test[0][:2000])
+    assert r["grid"] > 1.25 and r["phase"] < 1.05                     # blocky, not a checkerboard
+
+
+def test_study_models_report_a_missing_folder(tmp_path):
+    models, problems = cb.study_models(tmp_path)
+    assert models == {} and len(problems) == 1 and "missing" in problems[0]

@@ -3,7 +3,10 @@
 `ConvAutoencoder` is the course model: its decoder is two ConvTranspose2d with kernel 2,
 stride 2. `UpsampleConvAutoencoder` resizes then convolves instead, the fix for
 checkerboard artifacts (Odena, Dumoulin & Olah, "Deconvolution and Checkerboard
-Artifacts", Distill 2016), and squeezes the image into a dense code of any size.
+Artifacts", Distill 2016), and squeezes the image into a dense code of any size. Its
+`upsample` option swaps each resize + convolution for a transposed convolution of kernel
+2, 3 or 4 (stride 2) and keeps everything else, so the checkerboard page can compare
+the ways of doubling the resolution on otherwise identical decoders.
 """
 from __future__ import annotations
 
@@ -41,27 +44,54 @@ def conv_encoder(width: int, code_size: int) -> nn.Sequential:
         nn.Flatten(), nn.Linear(2 * width * 49, code_size))
 
 
-def upsample_decoder(width: int, code_size: int, mode: str = "nearest") -> nn.Sequential:
-    """(B,code_size) -> (B,1,28,28) logits: linear to (2w,7,7), then twice resize x2 and
-    3x3 convolutions, so every output pixel gets the same number of contributions."""
+UPSAMPLES = ("resize", "transpose2", "transpose3", "transpose4")
+# transposed convolution k, stride 2: padding and output_padding that double the size exactly
+_TRANSPOSE = {2: (0, 0), 3: (1, 1), 4: (1, 0)}
+
+
+def upsample_x2(c_in: int, c_out: int, upsample: str, mode: str) -> list[nn.Module]:
+    """Double the resolution, c_in -> c_out channels: resize then 3x3 convolution (every
+    output pixel gets 9 taps), or one transposed convolution with kernel k, stride 2:
+    k=2 no overlap (2x2 blocks), k=3 uneven overlap (1, 2 or 4 taps by pixel phase),
+    k=4 even overlap (4 taps everywhere)."""
+    if upsample == "resize":
+        up = dict(scale_factor=2, mode=mode) | ({} if mode == "nearest" else {"align_corners": False})
+        return [nn.Upsample(**up), nn.Conv2d(c_in, c_out, 3, padding=1)]
+    k = int(upsample[-1])
+    padding, output_padding = _TRANSPOSE[k]
+    return [nn.ConvTranspose2d(c_in, c_out, k, stride=2, padding=padding, output_padding=output_padding)]
+
+
+def upsample_decoder(width: int, code_size: int, mode: str = "nearest", upsample: str = "resize") -> nn.Sequential:
+    """(B,code_size) -> (B,1,28,28) logits: linear to (2w,7,7), then twice double the
+    resolution (`upsample_x2`) with a 3x3 convolution between. Resize: resize + conv
+    w -> w/2, then a 3x3 conv to the output. Transposed: the second transposed convolution
+    paints the output itself (w -> 1), as the course decoder's last layer does, so
+    what its overlap does to the pixels is not smoothed away."""
     if mode not in ("nearest", "bilinear"):
         raise ValueError(f"mode must be 'nearest' or 'bilinear', got {mode!r}")
-    w = width
-    up = dict(scale_factor=2, mode=mode) | ({} if mode == "nearest" else {"align_corners": False})
-    return nn.Sequential(
-        nn.Linear(code_size, 2 * w * 49), nn.ReLU(), nn.Unflatten(1, (2 * w, 7, 7)),
-        nn.Upsample(**up), nn.Conv2d(2 * w, w, 3, padding=1), nn.ReLU(),         # (B,w,14,14)
-        nn.Conv2d(w, w, 3, padding=1), nn.ReLU(),
-        nn.Upsample(**up), nn.Conv2d(w, max(w // 2, 1), 3, padding=1), nn.ReLU(),  # (B,w/2,28,28)
-        nn.Conv2d(max(w // 2, 1), 1, 3, padding=1))
+    if upsample not in UPSAMPLES:
+        raise ValueError(f"upsample must be one of {', '.join(UPSAMPLES)}, got {upsample!r}")
+    w, half = width, max(width // 2, 1)
+    # layers are built in order: a seed gives the same initial weights as before the option
+    layers = [nn.Linear(code_size, 2 * w * 49), nn.ReLU(), nn.Unflatten(1, (2 * w, 7, 7)),
+              *upsample_x2(2 * w, w, upsample, mode), nn.ReLU(),                  # (B,w,14,14)
+              nn.Conv2d(w, w, 3, padding=1), nn.ReLU()]
+    if upsample == "resize":
+        layers += [*upsample_x2(w, half, upsample, mode), nn.ReLU(), nn.Conv2d(half, 1, 3, padding=1)]
+    else:
+        layers += upsample_x2(w, 1, upsample, mode)                               # (B,1,28,28)
+    return nn.Sequential(*layers)
 
 
 class UpsampleConvAutoencoder(Autoencoder):
-    """Strided-conv encoder to a dense code of any size; upsample + conv decoder."""
+    """Strided-conv encoder to a dense code of any size; upsample + conv decoder
+    (`upsample`: "resize", or "transpose2|3|4" for a transposed convolution of that kernel)."""
 
-    def __init__(self, *, code_size: int = 32, width: int = 24, mode: str = "nearest"):
+    def __init__(self, *, code_size: int = 32, width: int = 24, mode: str = "nearest",
+                 upsample: str = "resize"):
         super().__init__()
         check_positive(code_size=code_size, width=width)
         self.code_size = code_size
         self.encoder = conv_encoder(width, code_size)
-        self.decoder = upsample_decoder(width, code_size, mode)
+        self.decoder = upsample_decoder(width, code_size, mode, upsample)
