@@ -23,4 +23,5 @@ def test_home_renders_without_exception(streamlit_server, page):
         exceptions.all_inner_texts()
     )
 
+    page.locator("[data-testid=stDataFrame] canvas").first.wait_for(timeout=30_000)  # the table drawn
     screenshot(page, "home")
