@@ -296,3 +296,9 @@ def screenshot(page, name: str, *, full_page: bool = False) -> Path:
     path = SCREENSHOT_DIR / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page, animations="disabled")
     return path
+
+
+def no_exception(page) -> None:
+    """The page shows no Streamlit exception box."""
+    exceptions = page.locator('[data-testid="stException"]')
+    assert exceptions.count() == 0, "\n---\n".join(exceptions.all_inner_texts())

@@ -3,7 +3,7 @@ nothing overflows sideways; at desktop width the four decoders' strips render (a
 README's screenshot is taken)."""
 import pytest
 
-from browser_helpers import screenshot, wait_for_app
+from browser_helpers import no_exception, screenshot, wait_for_app
 
 PHONE = {"width": 390, "height": 844}
 MAX_PHONE_HEIGHT = 4000
@@ -28,11 +28,6 @@ SIZES_JS = """
   };
 }
 """
-
-
-def no_exception(page):
-    exceptions = page.locator('[data-testid="stException"]')
-    assert exceptions.count() == 0, "\n---\n".join(exceptions.all_inner_texts())
 
 
 def open_checkerboard(page, url):

@@ -2,7 +2,7 @@
 scatter of the test codes, picking a digit by clicking its point, the checkerboard table."""
 import re
 
-from browser_helpers import screenshot, wait_for_app
+from browser_helpers import no_exception, screenshot, wait_for_app
 
 CHART = '[data-testid="stPlotlyChart"]'
 
@@ -21,11 +21,6 @@ RIGHTMOST_POINT_JS = """
           py: box.top + fl._size.t + fl.yaxis.l2p(best.y), index: best.index};
 }
 """
-
-
-def no_exception(page):
-    exceptions = page.locator('[data-testid="stException"]')
-    assert exceptions.count() == 0, "\n---\n".join(exceptions.all_inner_texts())
 
 
 def test_latent_map_shows_the_codes_and_picks_a_clicked_digit(streamlit_server, page):
