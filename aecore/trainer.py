@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
-from .models import Autoencoder, recommended_lr
+from .models import Autoencoder, can_sample, recommended_lr
 from .noise import NOISE_KINDS, add_noise
 from .precision import PRECISIONS, autocast, is_convolutional, resolve_precision
 
@@ -147,12 +147,14 @@ def evaluate(model: Autoencoder, images: torch.Tensor, config: TrainConfig,
     model.eval()
     g = torch.Generator().manual_seed(10_000 + config.seed)
     losses, mses = [], []
+    sampled = can_sample(model)   # a VAE's loss decodes a sampled code; the MSE is of the mean's
     for batch in images.split(batch_size):
         x = corrupt(batch, config, g).to(device)
         target = batch.to(device)
-        loss, _ = model.loss(x, target, config.loss)
+        loss, recon = model.loss(x, target, config.loss)
         losses.append(loss.item() * len(batch))
-        mses.append(F.mse_loss(model.reconstruct(x), target, reduction="sum").item() / 784)
+        recon = model.reconstruct(x) if sampled else recon.clamp(0, 1)
+        mses.append(F.mse_loss(recon, target, reduction="sum").item() / 784)
     model.train(was_training)
     n = len(images)
     return sum(losses) / n, sum(mses) / n
