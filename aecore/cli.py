@@ -20,6 +20,7 @@ from .atomic import WriteError, atomic_write_bytes
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import DataError, load_mnist
 from .evaluation import evaluate_model, format_table
+from .fastimport import eager_optimizers
 from .manifest import file_sha256
 from .models import create_model, describe_model, list_models, model_options, UnknownModelError
 from .noise import NOISE_KINDS
@@ -99,6 +100,7 @@ def cmd_train(args) -> int:
         raise CLIError(f"{out} exists; pass --force to replace it")
     if args.manifest:
         read_manifest_file(Path(args.manifest))  # a broken manifest stops us before training
+    eager_optimizers()   # no torch._dynamo import (about 2 s) for an eager training
     torch.manual_seed(args.seed)
     model = create_model(args.model, **config)
     train_x, _ = load_mnist("train")

@@ -34,6 +34,7 @@ SECTIONS = {
     "latency": ("4. Interactive latency", "bench.latency"),
     "scaling": ("5. Scaling and memory", "bench.scaling"),
     "rate_distortion": ("6. Compression: rate and distortion", "bench.rate_distortion"),
+    "cli": ("8. Command-line start-up", "bench.cli"),
 }
 
 

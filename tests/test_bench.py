@@ -16,7 +16,7 @@ from bench.common import Table, line_chart, percentile
 from tests.conftest import ROOT
 
 DOCS = ROOT / "docs" / "BENCHMARKS.md"
-SECTIONS = ["quality", "denoise", "train_speed", "latency", "scaling", "rate_distortion"]
+SECTIONS = ["quality", "denoise", "train_speed", "latency", "scaling", "rate_distortion", "cli"]
 ENV_KEYS = {"date", "torch", "threads", "cores"}
 
 
