@@ -192,7 +192,9 @@ def cmd_evaluate(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m aecore", description="MNIST autoencoders: train, evaluate, compress.")
+    # `aecore ...` when run as the console script (pyproject.toml), else `python -m aecore ...`
+    prog = "aecore" if Path(sys.argv[0]).name == "aecore" else "python -m aecore"
+    p = argparse.ArgumentParser(prog=prog, description="MNIST autoencoders: train, evaluate, compress.")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch (default: all cores)")
     sub = p.add_subparsers(dest="command", required=True)

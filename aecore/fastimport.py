@@ -10,11 +10,13 @@ and nothing can be traced before torch._dynamo has been imported.
 
 `eager_optimizers()` lets those wrappers skip the import while torch._dynamo is not loaded
 and do exactly what torch does once it is (torch.compile, torch.export, another library),
-so results are identical either way. It recognises the wrappers by their code objects; if
+so results are identical either way. AECORE_EAGER_OPTIMIZERS=0 turns it off (tests compare
+the two). It recognises the wrappers by their code objects; if
 torch's internals differ, it changes nothing and training merely imports torch._dynamo."""
 from __future__ import annotations
 
 import functools
+import os
 import sys
 
 _DONE: list[bool] = []   # [patched?] once the first call has decided
@@ -69,6 +71,9 @@ def eager_optimizers() -> bool:
     the ones this knows (nothing is changed then) or torch._dynamo is already loaded."""
     if _DONE:
         return _DONE[0]
+    if os.environ.get("AECORE_EAGER_OPTIMIZERS", "1") == "0":
+        _DONE.append(False)
+        return False
     try:
         ok = _patch()
     except Exception:   # torch's internals moved: keep its own behaviour
