@@ -13,12 +13,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 from .common import Table
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 1.5   # whole `train --epochs 1` process / `import torch`
+# One torch thread: this measures start-up, not parallel speed. On a shared 2-core machine a
+# 2-thread training of the simple model spins on OpenMP barriers whenever another process
+# runs (measured side by side, 15,000 images: 1.4-17 s with 2 threads, 0.4-0.5 s with 1).
+THREADS = 1
 
 
 def commands(quick: bool, out: Path, threads: int) -> dict[str, list[str]]:
@@ -55,7 +57,7 @@ def measure(cmds: dict[str, list[str]], repeats: int) -> dict[str, list[float]]:
 
 def run(quick: bool) -> list[Table]:
     repeats = 2 if quick else 7
-    threads = torch.get_num_threads()
+    threads = THREADS
     with tempfile.TemporaryDirectory() as tmp:
         cmds = commands(quick, Path(tmp) / "simple.pt", threads)
         times = measure(cmds, repeats)
