@@ -18,9 +18,10 @@ test: $(VENV)/.ready-dev browser
 
 setup: $(VENV)/.ready-dev browser
 
-$(VENV)/.ready: requirements.txt
+$(VENV)/.ready: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	$(PY) -m aecore prepare-data
 	touch $@
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import threading
 
 import numpy as np
 import streamlit as st
@@ -12,7 +11,6 @@ import torch
 from PIL import Image
 
 import aecore
-import aecore.metrics
 from aecore import jobs
 import aecore.novelty
 from aecore.checkpoint import trained_noise
@@ -31,7 +29,6 @@ MAX_SESSION_MODELS = jobs.MAX_SESSION_MODELS   # older ones are dropped: bounded
 @st.cache_resource(show_spinner="Loading the shipped models…")
 def _shipped() -> tuple[list[ShippedModel], str | None]:
     torch.set_num_threads(1)  # inference is tiny; leave the other core to training
-    threading.Thread(target=_warm_up, daemon=True).start()
     try:
         return shipped_models(), None
     except aecore.CheckpointError as e:  # no usable manifest: the app still runs, without them
@@ -44,14 +41,6 @@ def shipped() -> list[ShippedModel]:
 
 
 shipped.clear = _shipped.clear  # forget the loaded models (tests point AECORE_WEIGHTS elsewhere)
-
-
-def _warm_up() -> None:
-    """SSIM's first call imports torchmetrics (~2 s): pay it off the pages' critical path."""
-    try:
-        aecore.metrics.ssim(torch.zeros(1, 1, 28, 28), torch.zeros(1, 1, 28, 28))
-    except Exception:  # e.g. the interpreter is shutting down; the first real call retries
-        pass
 
 
 @st.cache_resource(show_spinner="Loading the MNIST test set…")

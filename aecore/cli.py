@@ -20,6 +20,7 @@ from .atomic import WriteError, atomic_write_bytes
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import DataError, load_mnist
 from .evaluation import evaluate_model, format_table
+from .fastimport import eager_optimizers
 from .manifest import file_sha256
 from .models import create_model, describe_model, list_models, model_options, UnknownModelError
 from .noise import NOISE_KINDS
@@ -99,6 +100,7 @@ def cmd_train(args) -> int:
         raise CLIError(f"{out} exists; pass --force to replace it")
     if args.manifest:
         read_manifest_file(Path(args.manifest))  # a broken manifest stops us before training
+    eager_optimizers()   # no torch._dynamo import (about 2 s) for an eager training
     torch.manual_seed(args.seed)
     model = create_model(args.model, **config)
     train_x, _ = load_mnist("train")
@@ -190,7 +192,9 @@ def cmd_evaluate(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m aecore", description="MNIST autoencoders: train, evaluate, compress.")
+    # `aecore ...` when run as the console script (pyproject.toml), else `python -m aecore ...`
+    prog = "aecore" if Path(sys.argv[0]).name == "aecore" else "python -m aecore"
+    p = argparse.ArgumentParser(prog=prog, description="MNIST autoencoders: train, evaluate, compress.")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch (default: all cores)")
     sub = p.add_subparsers(dest="command", required=True)

@@ -85,18 +85,6 @@ def setting_errors(settings: dict) -> dict[str, str]:
     return errors
 
 
-_warm = threading.Event()
-
-
-def warm_up() -> None:
-    """Import what a first training needs (the first optimizer imports torch._dynamo: 1-4 s)
-    in a background thread, so Start answers at once. Idempotent."""
-    if not _warm.is_set():
-        _warm.set()
-        threading.Thread(target=lambda: torch.optim.Adam([torch.zeros(1, requires_grad=True)]),
-                         daemon=True, name="aecore-warm-up").start()
-
-
 def preview_indices(labels: torch.Tensor, digits: int = 10) -> list[int]:
     """The index of the first example of each digit 0..digits-1 (a fixed, readable row)."""
     return [int((labels == d).nonzero()[0]) for d in range(digits) if (labels == d).any()]

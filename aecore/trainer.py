@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
+from .fastimport import eager_optimizers
 from .models import Autoencoder, can_sample, recommended_lr
 from .noise import NOISE_KINDS, add_noise
 from .precision import PRECISIONS, autocast, is_convolutional, resolve_precision
@@ -196,6 +197,7 @@ def _train(model, train_images, test_images, config, callback, stop, device, res
         config = replace(config, lr=recommended_lr(getattr(model, "name", None)))
     if config.init_bias and not hasattr(model, "history"):   # a loaded checkpoint keeps what it learnt
         init_output_bias(model, data[:10_000])
+    eager_optimizers()   # torch.optim without importing torch._dynamo (aecore.fastimport)
     # fused: the whole update in one kernel, half the optimizer's time for small models
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: schedule(s, total, config.warmup))

@@ -16,7 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import aecore
 from aecore import calibrate
 from aecore.models import model_spec
-from aecore.precision import autocast, is_convolutional, resolve_precision
+from aecore.precision import is_convolutional, resolve_precision
 from aecore.trainer import TrainConfig, evaluate, pick_device, train
 
 from .common import Table

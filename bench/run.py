@@ -35,6 +35,7 @@ SECTIONS = {
     "scaling": ("5. Scaling and memory", "bench.scaling"),
     "rate_distortion": ("6. Compression: rate and distortion", "bench.rate_distortion"),
     "precision": ("7. Training precision: bfloat16 and channels-last", "bench.precision"),
+    "cli": ("8. Command-line start-up", "bench.cli"),
 }
 
 

@@ -211,7 +211,6 @@ st.set_page_config(page_title="Train · MNIST Autoencoder Lab", page_icon="🧠"
 st.title("Train an autoencoder")
 st.caption("Training runs in the background (one training per server at a time, on one CPU "
            "core): switch pages and come back, it keeps going.")
-jobs.warm_up()
 restore_settings()
 drop_invalid_settings()
 name, code, config = settings_ui()

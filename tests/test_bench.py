@@ -16,7 +16,7 @@ from bench.common import Table, line_chart, percentile
 from tests.conftest import ROOT
 
 DOCS = ROOT / "docs" / "BENCHMARKS.md"
-SECTIONS = ["quality", "denoise", "train_speed", "latency", "scaling", "rate_distortion", "precision"]
+SECTIONS = ["quality", "denoise", "train_speed", "latency", "scaling", "rate_distortion", "precision", "cli"]
 ENV_KEYS = {"date", "torch", "threads", "cores"}
 
 

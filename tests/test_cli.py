@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +108,52 @@ def test_trainings_that_finish_together_keep_both_manifest_entries(tmp_path):
     for t in threads:
         t.join()
     assert sorted(e["file"] for e in json.loads(manifest.read_text())["models"]) == sorted(names)
+
+
+# Runs `python -m aecore ARGS` and, at exit, writes the names of the imported modules to a file.
+WITH_MODULE_LIST = """
+import atexit, json, runpy, sys
+out, sys.argv = sys.argv[1], ["aecore", *sys.argv[2:]]
+atexit.register(lambda: open(out, "w").write(json.dumps(sorted(sys.modules))))
+runpy.run_module("aecore", run_name="__main__", alter_sys=True)
+"""
+HEAVY = ("torch._dynamo", "scipy", "torchmetrics", "sympy", "torchvision")
+
+
+def train_listing_modules(tmp_path, name, **env):
+    listing, out = tmp_path / f"{name}.json", tmp_path / f"{name}.pt"
+    r = subprocess.run([sys.executable, "-c", WITH_MODULE_LIST, str(listing), "--threads", "1", "train",
+                        "--model", "simple", "--epochs", "1", "--train-size", "512", "--test-size", "256",
+                        "--out", str(out), "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+    assert r.returncode == 0, r.stderr
+    import json
+    modules = set(json.loads(listing.read_text()))
+    return {m.split(".")[0] if not m.startswith("torch._dynamo") else "torch._dynamo" for m in modules}, out
+
+
+def test_training_imports_no_compiler_or_scipy_and_learns_the_same_weights(tmp_path):
+    import torch
+    fast, fast_out = train_listing_modules(tmp_path, "fast")
+    assert "torch" in fast and not fast & set(HEAVY), sorted(fast & set(HEAVY))
+    # the same run with aecore.fastimport switched off: torch imports torch._dynamo, same result
+    slow, slow_out = train_listing_modules(tmp_path, "slow", AECORE_EAGER_OPTIMIZERS="0")
+    assert "torch._dynamo" in slow
+    a, b = (torch.load(p, map_location="cpu", weights_only=True) for p in (fast_out, slow_out))
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+    assert a["history"]["train_loss"] == b["history"]["train_loss"]
+    assert a["metrics"]["ssim"] == b["metrics"]["ssim"] and 0 < a["metrics"]["ssim"] < 1
+
+
+def test_the_aecore_console_script_lists_the_models():
+    script = Path(sys.executable).parent / "aecore"
+    if not script.exists():
+        pytest.skip(f"no `aecore` console script next to {sys.executable}: run `pip install -e .` "
+                    "(the Makefile does) to install it")
+    r = subprocess.run([str(script), "list"], cwd="/", capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert all(name in r.stdout for name in aecore.list_models())
+    r = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("usage: aecore ")
