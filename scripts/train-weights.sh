@@ -17,6 +17,11 @@ chain_b() {
   train --model vae2d --code-size 2 --epochs 8 --out weights/vae2d-2.pt
   train --model vae --code-size 16 --epochs 8 --out weights/vae-16.pt
 }
+# a denoiser for each noise kind the Denoise page offers (the Gaussian one is in chain_b)
+chain_denoisers() {
+  train --model conv_upsample --code-size 64 --epochs 12 --noise salt_pepper --noise-level 0.3 --out weights/denoiser-salt_pepper-64.pt
+  train --model conv_upsample --code-size 64 --epochs 12 --noise erasing --noise-level 0.25 --out weights/denoiser-erasing-64.pt
+}
 # the checkerboard page's study decoders: one architecture, four ways to double the
 # resolution; small and briefly trained (about 2 minutes each on one thread), in their
 # own folder and manifest so they do not crowd the model lists
@@ -30,4 +35,5 @@ chain_checkerboard() {
 [ "${1:-all}" = "all" ] || { "chain_$1"; exit; }
 train --model conv --code-size 196 --epochs 15 --out weights/conv-196.pt
 chain_a & chain_b & wait
+chain_denoisers
 chain_checkerboard
