@@ -59,7 +59,8 @@ def code_sizes(model_name: str) -> tuple[int, ...]:
 def defaults(model_name: str) -> dict:
     """DEFAULTS with `model_name`'s own default run (epochs, code size)."""
     spec = model_spec(model_name)
-    return DEFAULTS | {"model": model_name, "code_size": spec.train_code_size, "epochs": spec.epochs}
+    return DEFAULTS | {"model": model_name, "code_size": spec.train_code_size, "epochs": spec.epochs,
+                       "batch_size": spec.batch_size}
 
 
 def setting_errors(settings: dict) -> dict[str, str]:

@@ -43,8 +43,9 @@ def save_settings() -> None:
 
 
 def arch_changed() -> None:
-    """A new architecture starts from its own default run (ModelSpec.epochs)."""
-    st.session_state["train_epochs"] = model_spec(st.session_state["train_model"]).epochs
+    """A new architecture starts from its own default run (ModelSpec: epochs, batch size)."""
+    spec = model_spec(st.session_state["train_model"])
+    st.session_state["train_epochs"], st.session_state["train_batch_size"] = spec.epochs, spec.batch_size
 
 
 def drop_invalid_settings() -> None:
@@ -67,7 +68,7 @@ def settings_ui() -> tuple[str, int, TrainConfig]:
     code = c1.select_slider("Code size", spec.code_sizes, value=spec.train_code_size,
                             key=state_keys(name)["code_size"])
     epochs = c2.number_input("Epochs", *LIMITS["epochs"], value=spec.epochs, key="train_epochs")
-    batch = c2.number_input("Batch size", *LIMITS["batch_size"], value=D["batch_size"], key="train_batch_size")
+    batch = c2.number_input("Batch size", *LIMITS["batch_size"], value=spec.batch_size, key="train_batch_size")
     lr = c2.number_input("Learning rate (Adam)", *LIMITS["lr"], value=recommended_lr(name), step=5e-4,
                          format="%g", key=state_keys(name)["lr"], help="Starts at the rate this architecture "
                          "trains well with; warmed up over the first steps, then decayed to 0 on a cosine.")
