@@ -82,8 +82,9 @@ def usable():
 def assert_reconstructed(at: AppTest, usable) -> np.ndarray:
     """The page shows the 28x28 input and one reconstruction per model; returns the input."""
     assert not at.exception and not at.error, texts(at.error)
-    assert len(at.image) == 1 + len(usable)
-    assert at.image[1].proto.imgs[0].caption.startswith(f"{usable[0]} · MSE")
+    assert len(at.image) == 2   # the 28x28 input, then one grid of every reconstruction
+    captions = [img.caption for img in at.image[-1].proto.imgs]
+    assert len(captions) == len(usable) and captions[0].startswith(f"{usable[0]} · MSE")
     return at.session_state["drawing"]
 
 
