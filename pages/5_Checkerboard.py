@@ -82,6 +82,7 @@ for up, model in models.items():
              caption=f"{cb.STUDY[up]} · phase ratio {r['phase']:.3f}× · grid ratio {r['grid']:.2f}× "
                      f"· MSE {r['mse']:.4f}")
 
+ui.show_unavailable()   # a shipped model that did not load is named, not silently missing from the table
 shipped = {s.name: s.model for s in ui.shipped() if s.model is not None and s.name in SHIPPED}
 for name, model in shipped.items():
     reports[SHIPPED[name]] = report(folder, name, model, 2000)

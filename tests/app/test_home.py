@@ -50,7 +50,8 @@ print("ok")
 def test_home_names_an_unavailable_model(run_page, tmp_path, monkeypatch):
     import shutil
     for p in weights_dir().iterdir():
-        shutil.copy(p, tmp_path / p.name)
+        if p.is_file():   # weights/checkerboard/ is the Checkerboard page's own folder
+            shutil.copy(p, tmp_path / p.name)
     first = json.loads((tmp_path / "manifest.json").read_text())["models"][0]["file"]
     (tmp_path / first).write_bytes(b"garbage")
     monkeypatch.setenv("AECORE_WEIGHTS", str(tmp_path))
@@ -70,7 +71,8 @@ def test_home_computes_the_example_when_the_manifest_has_none(run_page, tmp_path
     the model itself, and it is the same picture."""
     import shutil
     for p in weights_dir().iterdir():
-        shutil.copy(p, tmp_path / p.name)
+        if p.is_file():   # weights/checkerboard/ is the Checkerboard page's own folder
+            shutil.copy(p, tmp_path / p.name)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     recorded = {e["file"]: read_example(e) for e in manifest["models"]}
     for e in manifest["models"]:
