@@ -72,7 +72,7 @@ class TrainConfig:
         return self
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Progress:
     event: str                  # "batch" or "epoch"
     epoch: int                  # 1-based
@@ -230,13 +230,14 @@ def _train(model, train_images, test_images, config, callback, stop, device, res
             loss.backward()
             opt.step()
             sched.step()
-            running += loss.item()
+            value = loss.item()
+            running += value
             done += 1
             elapsed = time.perf_counter() - start
             if callback:
-                callback(Progress("batch", epoch, config.epochs, b + 1, batches, loss.item(),
-                                  (b + 1) * bs / (time.perf_counter() - epoch_start), elapsed,
-                                  elapsed / done * (total - done)))
+                callback(Progress(event="batch", epoch=epoch, epochs=config.epochs, batch=b + 1, batches=batches,
+                                  loss=value, images_per_s=(b + 1) * bs / (time.perf_counter() - epoch_start),
+                                  elapsed_s=elapsed, eta_s=elapsed / done * (total - done)))
         seconds = time.perf_counter() - epoch_start
         test_loss, test_mse = evaluate(model, test, config) if test is not None else (None, None)
         model.train()
@@ -248,7 +249,7 @@ def _train(model, train_images, test_images, config, callback, stop, device, res
             h[key].append(value)
         if callback:
             elapsed = time.perf_counter() - start
-            callback(Progress("epoch", epoch, config.epochs, batches, batches, h["train_loss"][-1],
-                              h["images_per_s"][-1], elapsed, elapsed / done * (total - done),
-                              test_loss, test_mse))
+            callback(Progress(event="epoch", epoch=epoch, epochs=config.epochs, batch=batches, batches=batches,
+                              loss=h["train_loss"][-1], images_per_s=h["images_per_s"][-1], elapsed_s=elapsed,
+                              eta_s=elapsed / done * (total - done), test_loss=test_loss, test_mse=test_mse))
     return result
