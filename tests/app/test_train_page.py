@@ -213,3 +213,13 @@ def test_the_expected_time_is_measured_here(run_page):
     assert "measured here" in caption and "training images/s" in caption
     at.selectbox(key="train_precision").set_value("fp32").run()
     assert any("precision (fp32)" in c for c in texts(at.caption))
+
+
+def test_which_models_train_in_under_a_minute_is_measured_on_request(run_page):
+    at = run_page(PAGE)
+    assert not at.dataframe   # nothing measured until asked: each measurement trains a few batches
+    at.toggle(key="train_compare_all").set_value(True).run()
+    [table] = at.dataframe
+    rows = table.value
+    assert list(rows["architecture"]) == [f"{n}-{jobs.defaults(n)['code_size']}" for n in aecore.list_models()]
+    assert set(rows["under a minute"]) <= {"yes", "no"}
