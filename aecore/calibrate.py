@@ -1,18 +1,17 @@
 """How fast this machine trains: a short measured run, so the Train page's "expected time"
-is this machine's and not a table's. UI-free; results are cached per process.
+is this machine's and not a table's. UI-free; the app caches them.
 
 The measurement goes through `train()` itself (same precision, memory layout and optimizer
 as a real run) on a few batches, timing the batches after the first two, plus one
 evaluation pass (a real run evaluates the test images after every epoch)."""
 from __future__ import annotations
 
-import functools
 import time
 from dataclasses import dataclass, replace
 
 import torch
 
-from .models import create_model, model_spec
+from .models import create_model
 from .trainer import TrainConfig, evaluate, train
 
 WARM_BATCHES, TIMED_BATCHES = 2, 6
@@ -57,22 +56,3 @@ def measure(model_name: str, code_size: int, config: TrainConfig, images: torch.
         return Throughput(train_rate, eval_rate, result.precision)
     finally:
         torch.set_num_threads(before)
-
-
-@functools.lru_cache(maxsize=64)
-def _cached(model_name, code_size, batch_size, precision, noise, threads, images_id):
-    return measure(model_name, code_size, TrainConfig(batch_size=batch_size, precision=precision, noise=noise,
-                                                      noise_level=0.5 if noise else 0.0),
-                   _IMAGES[images_id], threads)
-
-
-_IMAGES: dict[int, torch.Tensor] = {}
-
-
-def cached_throughput(model_name: str, code_size: int, config: TrainConfig, images: torch.Tensor,
-                      threads: int = 1) -> Throughput:
-    """`measure`, once per process for each (architecture, code size, batch size, precision,
-    noise kind)."""
-    model_spec(model_name)   # an unknown name fails here, with the registry's message
-    _IMAGES.setdefault(id(images), images)
-    return _cached(model_name, code_size, config.batch_size, config.precision, config.noise, threads, id(images))

@@ -41,11 +41,20 @@ TORCH_THREADS = 1
 SWITCH_INTERVAL_S = 0.001   # GIL hand-over while a job runs (Python's default: 0.005)
 CURVE_POINTS_PER_EPOCH = 25   # the batch-loss curve is averaged down to this many points
 
-# the app's starting point; epochs and code size are per architecture (ModelSpec), lr None:
-# the model's recommended rate
-DEFAULTS = {"model": "simple", "code_size": 32, "epochs": 5, "batch_size": 128, "lr": None,
-            "noise": None, "noise_level": 0.5, "train_size": 60_000, "test_size": 2_000,
-            "precision": "auto"}
+# settings every architecture starts from; lr None: the model's recommended rate (ModelSpec)
+_COMMON = {"lr": None, "noise": None, "noise_level": 0.5, "train_size": 60_000, "test_size": 2_000,
+           "precision": "auto"}
+
+
+def defaults(model_name: str) -> dict:
+    """The Train page's settings for `model_name`: its own default run (ModelSpec: code size,
+    epochs, batch size) and the common rest."""
+    spec = model_spec(model_name)
+    return {"model": model_name, "code_size": spec.train_code_size, "epochs": spec.epochs,
+            "batch_size": spec.batch_size, **_COMMON}
+
+
+DEFAULTS = defaults("simple")   # the app's starting point
 
 
 class QueueFull(RuntimeError):
@@ -54,13 +63,6 @@ class QueueFull(RuntimeError):
 
 def code_sizes(model_name: str) -> tuple[int, ...]:
     return model_spec(model_name).code_sizes
-
-
-def defaults(model_name: str) -> dict:
-    """DEFAULTS with `model_name`'s own default run (epochs, code size)."""
-    spec = model_spec(model_name)
-    return DEFAULTS | {"model": model_name, "code_size": spec.train_code_size, "epochs": spec.epochs,
-                       "batch_size": spec.batch_size}
 
 
 def setting_errors(settings: dict) -> dict[str, str]:

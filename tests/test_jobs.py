@@ -231,7 +231,7 @@ def test_the_expected_time_comes_from_a_measured_run(data):
     one, three = (rate.seconds(TrainConfig(epochs=e, train_size=6400, test_size=100)) for e in (1, 3))
     assert three - calibrate.SETUP_S == pytest.approx(3 * (one - calibrate.SETUP_S))
     with pytest.raises(UnknownModelError, match="choose one of"):
-        calibrate.cached_throughput("resnet", 32, TrainConfig(), images)
+        calibrate.measure("resnet", 32, TrainConfig(), images)
 
 
 def test_a_finished_training_respects_the_per_session_limit(data):
