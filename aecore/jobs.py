@@ -185,8 +185,7 @@ class TrainingJob:
         if self._ckpt is None:
             metrics = {"test_mse": self.history["test_mse"][-1]} if self.history["test_mse"] else {}
             self._ckpt = checkpoint_bytes(self.model, metrics=metrics, history=self.history,
-                                          training={**asdict(self.config), "label": self.label,
-                                                    "state": self.state})
+                                          training={**self._model.training_info, "state": self.state})
         return self._ckpt
 
     # ---- the worker --------------------------------------------------------------------
@@ -281,7 +280,7 @@ class TrainingJob:
             self.state, self.message = state, message
             if self._default_label and state != DONE and self._kept:
                 self.label = finished_label(self._model, self.config, self.progress, len(self.history["epoch"]), state)
-            self._model.training_info = {**asdict(self.config), "label": self.label}
+            self._model.training_info = {**asdict(self.config), "label": self.label}   # also the checkpoint's
         self._finished.set()
         if self._on_finish is not None:
             self._on_finish(self)

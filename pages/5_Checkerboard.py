@@ -8,7 +8,7 @@ from aecore import checkerboard as cb
 from aecore.shipped import weights_dir
 
 SHORT = {"transpose3": "k3 s2", "transpose4": "k4 s2", "transpose2": "k2 s2", "resize": "resize"}
-SHIPPED = {"conv-196": "conv-196", "conv_upsample-32": "conv_upsample-32"}   # the shipped course models
+SHIPPED = ("conv-196", "conv_upsample-32")   # the shipped course models
 N = 8          # digits / codes per strip
 SCALE = 4      # enlarged pixels, so a 2-pixel pattern shows
 
@@ -50,6 +50,12 @@ def report(folder, name, _model, n):   # folder and name identify the model (not
     return cb.trained_report(_model, ui.test_set()[0][:n])
 
 
+@st.cache_data(max_entries=1)
+def digits_report(n):   # the test digits' own figures: computed once, not on every rerun
+    digits = ui.test_set()[0][:n, 0]
+    return {"phase": cb.phase_ratio(digits), "grid": cb.grid_ratio_of(digits, 2)}
+
+
 st.subheader("Before any training")
 st.caption(f"Each decoder, freshly initialised (seed 0), decodes the same {N} random codes; each "
            "picture is stretched to full contrast. Every transposed convolution starts with some pattern "
@@ -83,10 +89,9 @@ for up, model in models.items():
                      f"· MSE {r['mse']:.4f}")
 
 ui.show_unavailable()   # a shipped model that did not load is named, not silently missing from the table
-shipped = {s.name: s.model for s in ui.shipped() if s.model is not None and s.name in SHIPPED}
-for name, model in shipped.items():
-    reports[SHIPPED[name]] = report(folder, name, model, 2000)
-digits = images[:2000, 0]
+for s in ui.shipped():
+    if s.model is not None and s.name in SHIPPED:
+        reports[s.name] = report(folder, s.name, s.model, 2000)
 st.markdown(
     "**Measured**: phase ratio of the fresh decoders (median of 32 initialisations) and of the "
     "trained ones, and grid ratio, on their reconstructions of 2,000 test digits. k3 s2 is the "
@@ -96,5 +101,5 @@ st.markdown(
     + "".join(f"| {label} | {fresh_study[up]['ratio']:.1f} | {reports[label]['phase']:.3f} "
               f"| {reports[label]['grid']:.2f} |\n" for up, label in SHORT.items() if label in reports)
     + "".join(f"| {label} | – | {reports[label]['phase']:.3f} | {reports[label]['grid']:.2f} |\n"
-              for label in SHIPPED.values() if label in reports)
-    + f"| test digits | – | {cb.phase_ratio(digits):.3f} | {cb.grid_ratio_of(digits, 2):.2f} |")
+              for label in SHIPPED if label in reports)
+    + "| test digits | – | {phase:.3f} | {grid:.2f} |".format(**digits_report(2000)))
