@@ -23,7 +23,7 @@ from .evaluation import evaluate_model, format_table
 from .fastimport import eager_optimizers
 from .manifest import file_sha256
 from .models import create_model, describe_model, list_models, model_options, UnknownModelError
-from .noise import NOISE_KINDS
+from .noise import BLIND, LEVEL_RANGE, TRAINING_NOISES
 from .shipped import make_example
 from .precision import PRECISION_HELP, PRECISIONS, resolve_precision
 from .trainer import ConfigError, TrainConfig, TrainingDiverged, pick_device, train
@@ -220,7 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--precision", choices=PRECISIONS, default=TrainConfig.precision,
                    help="; ".join(f"{k}: {v}" for k, v in PRECISION_HELP.items()))
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--noise", choices=NOISE_KINDS, help="train as a denoiser with this corruption")
+    t.add_argument("--noise", choices=TRAINING_NOISES, help="train as a denoiser with this corruption; "
+                   f"{BLIND}: every kind, each image at a random level up to "
+                   + ", ".join(f"{k} {r[0]:g}" for k, r in LEVEL_RANGE.items()) + " (--noise-level ignored)")
     t.add_argument("--noise-level", type=float, default=0.0)
     t.add_argument("--train-size", type=positive_int, help="use only the first N training images")
     t.add_argument("--test-size", type=positive_int, help="evaluate on the first N test images")

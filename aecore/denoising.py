@@ -14,13 +14,10 @@ import torch
 
 from . import metrics
 from .filters import FILTERS
-from .noise import NOISE_KINDS, add_noise
+from .noise import LEVEL_RANGE, NOISE_KINDS, NOISE_LABELS, add_noise
 
 NOISY = "noisy input"   # label of the corrupted input itself, the baseline every method must beat
 
-NOISE_LABELS = {"gaussian": "Gaussian", "salt_pepper": "salt-and-pepper", "erasing": "random erasing"}
-# Slider range per noise kind: (max, step, default). Beyond these maxima the digits are gone.
-LEVEL_RANGE = {"gaussian": (1.0, 0.05, 0.5), "salt_pepper": (0.6, 0.02, 0.2), "erasing": (0.5, 0.02, 0.25)}
 # The classic filters plotted in the PSNR-vs-level chart.
 CLASSIC = {name: FILTERS[name] for name in ("median 3x3", "Gaussian blur σ=1")}
 

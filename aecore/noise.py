@@ -5,6 +5,14 @@ from __future__ import annotations
 import torch
 
 NOISE_KINDS = ("gaussian", "salt_pepper", "erasing")
+NOISE_LABELS = {"gaussian": "Gaussian", "salt_pepper": "salt-and-pepper", "erasing": "random erasing"}
+# Level range per kind: (max, slider step, default). Beyond these maxima the digits are gone;
+# the defaults are the levels the shipped denoisers are measured at (`python -m aecore evaluate`).
+LEVEL_RANGE = {"gaussian": (1.0, 0.05, 0.5), "salt_pepper": (0.6, 0.02, 0.3), "erasing": (0.5, 0.02, 0.25)}
+# A *blind* denoiser is trained on every kind at once: each image gets a kind drawn at random
+# and a level drawn uniformly up to that kind's maximum, so it never needs to be told either.
+BLIND = "blind"
+TRAINING_NOISES = (*NOISE_KINDS, BLIND)   # what a denoiser can be trained on
 LEVEL_HELP = {
     "gaussian": "standard deviation of the added noise (pixels in [0,1])",
     "salt_pepper": "fraction of pixels set to black or white",
@@ -12,13 +20,22 @@ LEVEL_HELP = {
 }
 
 
-def gaussian(x: torch.Tensor, sigma: float, g: torch.Generator) -> torch.Tensor:
+Level = float | torch.Tensor   # one level for the batch, or one per image (B,)
+
+
+def _per_image(level: Level, x: torch.Tensor) -> Level:
+    """A per-image level (B,) shaped to broadcast over (B,1,H,W); a float unchanged."""
+    return level.view(-1, 1, 1, 1).to(x.device) if isinstance(level, torch.Tensor) else level
+
+
+def gaussian(x: torch.Tensor, sigma: Level, g: torch.Generator) -> torch.Tensor:
     """x + N(0, sigma^2), clipped to [0,1]."""
-    return (x + sigma * torch.randn(x.shape, generator=g).to(x.device)).clamp_(0, 1)
+    return (x + _per_image(sigma, x) * torch.randn(x.shape, generator=g).to(x.device)).clamp_(0, 1)
 
 
-def salt_pepper(x: torch.Tensor, amount: float, g: torch.Generator) -> torch.Tensor:
+def salt_pepper(x: torch.Tensor, amount: Level, g: torch.Generator) -> torch.Tensor:
     """A fraction `amount` of pixels set to 0 or 1 with equal chance."""
+    amount = _per_image(amount, x)
     u = torch.rand(x.shape, generator=g).to(x.device)
     out = x.clone()
     out[u < amount / 2] = 0.0
@@ -26,13 +43,17 @@ def salt_pepper(x: torch.Tensor, amount: float, g: torch.Generator) -> torch.Ten
     return out
 
 
-def erasing(x: torch.Tensor, area: float, g: torch.Generator) -> torch.Tensor:
+def erasing(x: torch.Tensor, area: Level, g: torch.Generator) -> torch.Tensor:
     """One random rectangle per image covering about `area` of it, set to 0
     (random erasing, Zhong et al. 2017), with an aspect ratio in [1/2, 2]."""
-    out = x.clone()
+    return x.masked_fill(erased_mask(x, area, g), 0.0)
+
+
+def erased_mask(x: torch.Tensor, area: Level, g: torch.Generator) -> torch.Tensor:
+    """(B,1,H,W) bool: the rectangle `erasing` sets to 0 with the same generator state."""
     n, _, h, w = x.shape
-    if area <= 0:
-        return out
+    if not isinstance(area, torch.Tensor) and area <= 0:
+        return torch.zeros(x.shape, dtype=torch.bool, device=x.device)
     log_ratio = (torch.rand(n, generator=g) * 2 - 1) * 0.6931  # ln 2
     ratio = log_ratio.exp()
     eh = (area * h * w * ratio).sqrt().round().clamp(1, h).long()
@@ -43,7 +64,23 @@ def erasing(x: torch.Tensor, area: float, g: torch.Generator) -> torch.Tensor:
     cols = torch.arange(w).view(1, 1, w)
     mask = ((rows >= top.view(n, 1, 1)) & (rows < (top + eh).view(n, 1, 1))
             & (cols >= left.view(n, 1, 1)) & (cols < (left + ew).view(n, 1, 1)))
-    out[mask.unsqueeze(1).to(x.device)] = 0.0
+    if isinstance(area, torch.Tensor):
+        mask &= (area > 0).view(n, 1, 1)   # level 0: nothing erased
+    return mask.unsqueeze(1).to(x.device)
+
+
+def blind(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Each image corrupted by a kind drawn at random and a level drawn uniformly in
+    [0, that kind's maximum] (LEVEL_RANGE): the training input of a blind denoiser."""
+    n = len(x)
+    kinds = torch.randint(len(NOISE_KINDS), (n,), generator=g)
+    fractions = torch.rand(n, generator=g)
+    out = x.clone()
+    for i, kind in enumerate(NOISE_KINDS):
+        chosen = (kinds == i).nonzero().flatten()
+        if len(chosen):
+            levels = fractions[chosen] * LEVEL_RANGE[kind][0]
+            out[chosen.to(x.device)] = _FUNCS[kind](x[chosen.to(x.device)], levels, g)
     return out
 
 
@@ -51,11 +88,12 @@ _FUNCS = {"gaussian": gaussian, "salt_pepper": salt_pepper, "erasing": erasing}
 
 
 def add_noise(x: torch.Tensor, kind: str, level: float, seed: int | torch.Generator = 0) -> torch.Tensor:
-    """Corrupt a batch (B,1,28,28) in [0,1]. `seed` is an int or a Generator to draw from."""
-    if kind not in _FUNCS:
-        raise ValueError(f"unknown noise {kind!r}; choose one of: {', '.join(NOISE_KINDS)}")
+    """Corrupt a batch (B,1,28,28) in [0,1]. `seed` is an int or a Generator to draw from.
+    `kind` BLIND draws a kind and a level per image and ignores `level`."""
+    if kind not in TRAINING_NOISES:
+        raise ValueError(f"unknown noise {kind!r}; choose one of: {', '.join(TRAINING_NOISES)}")
     level = float(level)
     if not 0 <= level <= (5 if kind == "gaussian" else 1):
         raise ValueError(f"{kind} noise level must be in [0, {5 if kind == 'gaussian' else 1}], got {level}")
     g = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(int(seed))
-    return _FUNCS[kind](x, level, g)
+    return blind(x, g) if kind == BLIND else _FUNCS[kind](x, level, g)

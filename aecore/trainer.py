@@ -14,7 +14,7 @@ from torch.nn import functional as F
 
 from .fastimport import eager_optimizers
 from .models import Autoencoder, can_sample, recommended_lr
-from .noise import NOISE_KINDS, add_noise
+from .noise import TRAINING_NOISES, add_noise
 from .precision import PRECISIONS, autocast, is_convolutional, resolve_precision
 
 LIMITS = {  # allowed ranges, also used by the CLI and the app to validate input
@@ -41,7 +41,7 @@ class TrainConfig:
     init_bias: bool = True       # a fresh model's decoder output bias starts at the logit of the mean pixel
     weight_decay: float = 0.0
     seed: int = 0                # shuffling, noise and sampling
-    noise: str | None = None     # denoising objective: None or one of NOISE_KINDS
+    noise: str | None = None     # denoising objective: None or one of TRAINING_NOISES ("blind": all kinds)
     noise_level: float = 0.0
     train_size: int | None = None  # use the first N training images
     test_size: int | None = None   # evaluate on the first N test images
@@ -59,8 +59,8 @@ class TrainConfig:
                     or (name in INTEGERS and not isinstance(value, int)):
                 kind = "an integer" if name in INTEGERS else "a number"
                 raise ConfigError(f"{name} must be {kind} from {lo:g} to {hi:g}, got {value!r}")
-        if self.noise not in (None, *NOISE_KINDS):
-            raise ConfigError(f"noise must be one of {', '.join(NOISE_KINDS)} (or none), got {self.noise!r}")
+        if self.noise not in (None, *TRAINING_NOISES):
+            raise ConfigError(f"noise must be one of {', '.join(TRAINING_NOISES)} (or none), got {self.noise!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.loss not in ("bce", "mse"):
