@@ -14,7 +14,7 @@ import aecore
 from aecore import jobs
 import aecore.novelty
 from aecore.checkpoint import trained_noise
-from aecore.denoising import NOISE_LABELS
+from aecore.noise import BLIND, LEVEL_RANGE, NOISE_LABELS
 from aecore.shipped import ShippedModel, make_example, shipped_models
 
 # One colour per digit 0-9 wherever digits are coloured (maps, overlays): each has a
@@ -81,11 +81,16 @@ def available_models(denoisers: bool | None = None) -> dict:
 
 
 def trained_on(model) -> str | None:
-    """"trained on Gaussian noise 0.5" for a denoiser, None for a plain autoencoder."""
+    """What a denoiser learned to remove, in words ("trained on Gaussian noise 0.5", or the
+    blind one's kinds and level ranges); None for a plain autoencoder."""
     if (noise := trained_noise(model)) is None:
         return None
     kind, level = noise
-    return f"trained on {NOISE_LABELS.get(kind, kind)} noise {level:g}"
+    if kind == BLIND:
+        return "trained blind: " + ", ".join(f"{NOISE_LABELS[k]} 0–{r[0]:g}" for k, r in LEVEL_RANGE.items())
+    if kind not in NOISE_LABELS:
+        return f"trained on an unknown noise {kind!r}"
+    return f"trained on {NOISE_LABELS[kind]} noise {level:g}"
 
 
 def example(model) -> dict:

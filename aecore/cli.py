@@ -17,9 +17,9 @@ import torch
 
 from . import __version__
 from .atomic import WriteError, atomic_write_bytes
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, trained_noise
 from .data import DataError, load_mnist
-from .evaluation import evaluate_model, format_table
+from .evaluation import ALL_METRICS, evaluate, format_table
 from .fastimport import eager_optimizers
 from .manifest import file_sha256
 from .models import create_model, describe_model, list_models, model_options, UnknownModelError
@@ -112,7 +112,7 @@ def cmd_train(args) -> int:
           f"with {torch.get_num_threads()} threads, precision {precision}", file=sys.stderr)
     started = time.time()
     result = train(model, train_x, test_x, tc, callback=None if args.quiet else progress_bar())
-    metrics = evaluate_model(model, test_x[: tc.test_size], noise=tc.noise, level=tc.noise_level)
+    metrics = evaluate(model, test_x[: tc.test_size], noise=tc.noise, level=tc.noise_level, metrics=ALL_METRICS)
     # global options (--threads, --debug) do not change the result; record the rest
     command = "python -m aecore " + " ".join(shlex.quote(a) for a in args.argv[args.argv.index("train"):])
     training = {"command": command, "config": result.config, "precision": result.precision,
@@ -171,23 +171,31 @@ def _record(manifest: Path, out: Path, command: str, metrics: dict, model, examp
 
 
 def cmd_evaluate(args) -> int:
+    from .denoising import benchmark, format_benchmark, trained_for
     from .shipped import shipped_models
     test_x, _ = load_mnist("test")
     rows = []
     if args.checkpoint:
-        targets = [(Path(p).name, load_checkpoint(p), {}) for p in args.checkpoint]
+        targets = [(Path(p).name, load_checkpoint(p)) for p in args.checkpoint]
     else:
         shipped = shipped_models(args.weights and Path(args.weights))
-        targets = [(s.name, s.model, s.entry) for s in shipped if s.model is not None]
+        targets = [(s.name, s.model) for s in shipped if s.model is not None]
         for s in shipped:
             if s.model is None:
                 print(f"warning: {s.name} unavailable: {s.error}", file=sys.stderr)
     images = test_x[: args.test_size]
-    for name, model, entry in targets:
-        cfg = (entry.get("metrics") or {}) if entry else {}
+    print(f"{len(images)} MNIST test digits; a denoiser is scored on the noise it was trained on "
+          "(a blind one on a random mix); -ELBO: a VAE's negative ELBO, nats per digit", file=sys.stderr)
+    for name, model in targets:
+        noise = trained_noise(model) or (None, 0.0)
         rows.append({"name": name, "code_size": model.code_size,
-                     **evaluate_model(model, images, noise=cfg.get("noise"), level=cfg.get("noise_level", 0.0))})
+                     **evaluate(model, images, noise=noise[0], level=noise[1], metrics=ALL_METRICS)})
     print(format_table(rows))
+    denoisers = {name: model for name, model in targets if trained_for(model)}
+    if denoisers:
+        print("\nDenoising at each noise kind's default level (the Denoise page's), same seeded noise "
+              "for every method; the inpainting baseline is told which pixels were erased:")
+        print(format_benchmark(benchmark(denoisers, images)))
     return 0
 
 

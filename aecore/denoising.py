@@ -1,27 +1,36 @@
 """Side-by-side scores of denoising methods: autoencoders and classic filters applied
-to the same seeded noisy digits, scored against the clean ones.
-
-A *method* is anything that maps a noisy batch (B,1,28,28) to an estimate of the
-clean batch: a model (its `reconstruct`) or a plain function such as
-`filters.median`. With `kind=None` nothing is corrupted and `compare` scores
-plain reconstructions (the Draw page)."""
+to the same seeded noisy digits, scored against the clean ones (aecore.evaluation
+scores them; a *method* is defined there). With `kind=None` nothing is corrupted and
+`compare` scores plain reconstructions (the Draw page)."""
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 
-from . import metrics
+from .checkpoint import trained_noise
+from .evaluation import IMAGE_METRICS, apply, evaluate, score
 from .filters import FILTERS
-from .noise import LEVEL_RANGE, NOISE_KINDS, NOISE_LABELS, add_noise
+from .inpaint import INPAINTING, inpaint
+from .noise import BLIND, LEVEL_RANGE, NOISE_KINDS, NOISE_LABELS, corrupt
 
 NOISY = "noisy input"   # label of the corrupted input itself, the baseline every method must beat
 
+# The classic method of each kind, the one a denoiser has to beat: the strongest classic
+# filter on noisy MNIST digits (a 3x3 median beats a Gaussian blur on Gaussian noise too,
+# `python -m bench --only denoise`), and inpainting for erased areas, which is told which
+# pixels were erased, an advantage no autoencoder gets.
+BASELINE = {"gaussian": "median 3x3", "salt_pepper": "median 3x3", "erasing": INPAINTING}
 # The classic filters plotted in the PSNR-vs-level chart.
 CLASSIC = {name: FILTERS[name] for name in ("median 3x3", "Gaussian blur σ=1")}
 
-Method = Callable[[torch.Tensor], torch.Tensor]
+
+def classic_methods(kind: str | None) -> dict:
+    """{label: method}: the classic methods that apply to `kind`, its baseline first."""
+    methods = dict(FILTERS) | ({INPAINTING: inpaint} if kind == "erasing" else {})
+    first = BASELINE.get(kind)
+    return {first: methods[first], **methods} if first in methods else methods
 
 
 @dataclass
@@ -36,20 +45,10 @@ class Scored:
         return getattr(self, name).mean().item()
 
 
-def as_method(method) -> Method:
-    """A model (anything with `reconstruct`) or a function -> a function."""
-    return method.reconstruct if hasattr(method, "reconstruct") else method
-
-
-def score(images: torch.Tensor, clean: torch.Tensor, with_ssim: bool = True) -> Scored:
+def scored(images: torch.Tensor, clean: torch.Tensor, with_ssim: bool = True) -> Scored:
     images = images.clamp(0, 1)
-    ssim = metrics.ssim(images, clean) if with_ssim else None
-    return Scored(images, metrics.mse(images, clean), metrics.psnr(images, clean), ssim)
-
-
-def corrupt(clean: torch.Tensor, kind: str | None, level: float, seed: int) -> torch.Tensor:
-    """Seeded noise: the same (kind, level, seed) always gives the same noisy batch."""
-    return clean.clone() if kind is None else add_noise(clean, kind, level, seed)
+    values = score(images, clean, IMAGE_METRICS if with_ssim else ("mse", "psnr"))
+    return Scored(images, values["mse"], values["psnr"], values.get("ssim"))
 
 
 @torch.no_grad()
@@ -58,10 +57,10 @@ def compare(clean: torch.Tensor, kind: str | None, level: float, seed: int,
     """{NOISY: the noisy input, label: each method's output}, all scored against `clean`
     (B,1,28,28). Labels keep the order of `methods`."""
     _check_batch(clean)
-    noisy = corrupt(clean, kind, level, seed)
-    out = {NOISY: score(noisy, clean, with_ssim)}
+    noisy, mask = corrupt(clean, kind, level, seed)
+    out = {NOISY: scored(noisy, clean, with_ssim)}
     for label, method in methods.items():
-        out[label] = score(as_method(method)(noisy), clean, with_ssim)
+        out[label] = scored(apply(method, noisy, mask), clean, with_ssim)
     return out
 
 
@@ -87,19 +86,66 @@ def code_of(model, digit) -> list[float]:
     return model.encode(as_batch(digit))[0].tolist()
 
 
-@torch.no_grad()
+def noisy_input(noisy: torch.Tensor) -> torch.Tensor:
+    """The 'method' that returns the noisy input itself: the floor every method must beat."""
+    return noisy
+
+
 def psnr_curve(methods: Mapping[str, object], images: torch.Tensor, kind: str,
                levels: Sequence[float], seed: int = 0) -> dict[str, list[float]]:
     """Mean PSNR (dB) over `images` at each noise level: {NOISY or label: [one per level]}."""
     _check_batch(images)
-    curves: dict[str, list[float]] = {NOISY: [], **{label: [] for label in methods}}
-    for level in levels:
-        noisy = corrupt(images, kind, level, seed)
-        curves[NOISY].append(metrics.psnr(noisy, images).mean().item())
-        for label, method in methods.items():
-            est = as_method(method)(noisy).clamp(0, 1)
-            curves[label].append(metrics.psnr(est, images).mean().item())
-    return curves
+    methods = {NOISY: noisy_input, **methods}
+    return {label: [evaluate(method, images, noise=kind, level=level, seed=seed, metrics=("psnr",))["psnr"]
+                    for level in levels] for label, method in methods.items()}
+
+
+def trained_for(model) -> str | None:
+    """The noise kind a model was trained to remove (BLIND for all kinds), None for a
+    plain autoencoder."""
+    noise = trained_noise(model)
+    return noise and noise[0]
+
+
+def matched(kind: str, denoisers: Mapping[str, object]) -> str | None:
+    """Label of the denoiser trained for `kind` (the first such), else of a blind one, else None."""
+    for wanted in (kind, BLIND):
+        for label, model in denoisers.items():
+            if trained_for(model) == wanted:
+                return label
+    return None
+
+
+def benchmark(denoisers: Mapping[str, object], images: torch.Tensor, seed: int = 0) -> list[dict]:
+    """Every noise kind at its default level (LEVEL_RANGE) on `images`: the noisy input,
+    the kind's classic baseline and every denoiser, as rows {noise, level, method, role,
+    psnr} (role: "noisy", "classic", "matched" (trained for this kind), "blind" or "other")."""
+    rows = []
+    for kind in NOISE_KINDS:
+        level = LEVEL_RANGE[kind][2]
+        methods = {NOISY: ("noisy", noisy_input), BASELINE[kind]: ("classic", classic_methods(kind)[BASELINE[kind]])}
+        for label, model in denoisers.items():
+            trained = trained_for(model)
+            methods[label] = ("matched" if trained == kind else "blind" if trained == BLIND else "other", model)
+        for label, (role, method) in methods.items():
+            psnr = evaluate(method, images, noise=kind, level=level, seed=seed, metrics=("psnr",))["psnr"]
+            rows.append({"noise": kind, "level": level, "method": label, "role": role, "psnr": psnr})
+    return rows
+
+
+def format_benchmark(rows: list[dict]) -> str:
+    """The denoising table `python -m aecore evaluate` prints: PSNR and the gain over the
+    noisy input, by noise kind."""
+    head = f"{'noise':>19s}  {'method':34s} {'role':>8s} {'PSNR dB':>8s} {'gain dB':>8s}"
+    lines = [head, "-" * len(head)]
+    for kind in dict.fromkeys(r["noise"] for r in rows):
+        group = [r for r in rows if r["noise"] == kind]
+        floor = next(r["psnr"] for r in group if r["role"] == "noisy")
+        for i, r in enumerate(group):
+            where = f"{NOISE_LABELS[kind]} {r['level']:g}" if i == 0 else ""
+            lines.append(f"{where:>19s}  {r['method'][:34]:34s} {r['role']:>8s} {r['psnr']:8.2f} "
+                         f"{r['psnr'] - floor:+8.2f}")
+    return "\n".join(lines)
 
 
 def curve_levels(kind: str, points: int = 10) -> list[float]:

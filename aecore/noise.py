@@ -87,13 +87,34 @@ def blind(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 _FUNCS = {"gaussian": gaussian, "salt_pepper": salt_pepper, "erasing": erasing}
 
 
-def add_noise(x: torch.Tensor, kind: str, level: float, seed: int | torch.Generator = 0) -> torch.Tensor:
-    """Corrupt a batch (B,1,28,28) in [0,1]. `seed` is an int or a Generator to draw from.
-    `kind` BLIND draws a kind and a level per image and ignores `level`."""
+def check_level(kind: str, level: float) -> float:
+    """`level` as a float; ValueError for an unknown kind or a level out of its range."""
     if kind not in TRAINING_NOISES:
         raise ValueError(f"unknown noise {kind!r}; choose one of: {', '.join(TRAINING_NOISES)}")
     level = float(level)
     if not 0 <= level <= (5 if kind == "gaussian" else 1):
         raise ValueError(f"{kind} noise level must be in [0, {5 if kind == 'gaussian' else 1}], got {level}")
+    return level
+
+
+def add_noise(x: torch.Tensor, kind: str, level: float, seed: int | torch.Generator = 0) -> torch.Tensor:
+    """Corrupt a batch (B,1,28,28) in [0,1]. `seed` is an int or a Generator to draw from.
+    `kind` BLIND draws a kind and a level per image and ignores `level`."""
+    level = check_level(kind, level)
     g = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(int(seed))
     return blind(x, g) if kind == BLIND else _FUNCS[kind](x, level, g)
+
+
+def corrupt(clean: torch.Tensor, kind: str | None, level: float, seed: int | torch.Generator = 0
+            ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(noisy batch, erased mask): the mask (B,1,H,W) says which pixels random erasing set
+    to 0, for methods that are told (inpainting); None for the other kinds. No noise:
+    a copy of `clean`. Draws exactly what `add_noise` draws."""
+    if kind is None:
+        return clean.clone(), None
+    if kind != "erasing":
+        return add_noise(clean, kind, level, seed), None
+    level = check_level(kind, level)
+    g = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(int(seed))
+    mask = erased_mask(clean, level, g)
+    return clean.masked_fill(mask, 0.0), mask

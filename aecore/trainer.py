@@ -10,10 +10,10 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 import torch
-from torch.nn import functional as F
 
+from . import evaluation
 from .fastimport import eager_optimizers
-from .models import Autoencoder, can_sample, recommended_lr
+from .models import Autoencoder, recommended_lr
 from .noise import TRAINING_NOISES, add_noise
 from .precision import PRECISIONS, autocast, is_convolutional, resolve_precision
 
@@ -138,27 +138,14 @@ def corrupt(x: torch.Tensor, config: TrainConfig, g: torch.Generator) -> torch.T
     return add_noise(x, config.noise, config.noise_level, g) if config.noise else x
 
 
-@torch.no_grad()
 def evaluate(model: Autoencoder, images: torch.Tensor, config: TrainConfig,
              batch_size: int = 1000) -> tuple[float, float]:
     """(mean objective, per-pixel MSE of the reconstruction) on `images`; noisy inputs
     are drawn from a fixed seed so the figure is comparable across epochs."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    g = torch.Generator().manual_seed(10_000 + config.seed)
-    losses, mses = [], []
-    sampled = can_sample(model)   # a VAE's loss decodes a sampled code; the MSE is of the mean's
-    for batch in images.split(batch_size):
-        x = corrupt(batch, config, g).to(device)
-        target = batch.to(device)
-        loss, recon = model.loss(x, target, config.loss)
-        losses.append(loss.item() * len(batch))
-        recon = model.reconstruct(x) if sampled else recon.clamp(0, 1)
-        mses.append(F.mse_loss(recon, target, reduction="sum").item() / 784)
-    model.train(was_training)
-    n = len(images)
-    return sum(losses) / n, sum(mses) / n
+    r = evaluation.evaluate(model, images, noise=config.noise, level=config.noise_level,
+                            seed=10_000 + config.seed, metrics=("loss", "mse"), objective=config.loss,
+                            batch_size=batch_size)
+    return r["loss"], r["mse"]
 
 
 def train(model: Autoencoder, train_images: torch.Tensor, test_images: torch.Tensor | None,

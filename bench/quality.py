@@ -8,7 +8,7 @@ import torch
 
 import aecore
 from aecore import baselines, metrics
-from aecore.evaluation import evaluate_model
+from aecore.evaluation import evaluate
 from aecore.models import can_sample
 from aecore.shipped import shipped_models
 
@@ -32,9 +32,9 @@ def measure(shipped, test: torch.Tensor, pca) -> list[tuple]:
     """(name, kind, code size, {'mse', 'psnr', 'ssim'}) for every loaded model, PCA at each
     of their code sizes and at 30, and the published figure."""
     ready = [s for s in shipped if s.model is not None]
-    rows = [(s.name, _kind(s), s.model.code_size, evaluate_model(s.model, test)) for s in ready]
+    rows = [(s.name, _kind(s), s.model.code_size, evaluate(s.model, test)) for s in ready]
     for k in sorted({s.model.code_size for s in ready} | {HINTON_2006_CODE}):
-        rows.append((f"PCA {k}", PCA_KIND, k, evaluate_model(pca(k), test)))
+        rows.append((f"PCA {k}", PCA_KIND, k, evaluate(pca(k), test)))
     rows.append((PUBLISHED, "published deep autoencoder (784-1000-500-250-30)", HINTON_2006_CODE,
                  {"mse": HINTON_2006_SQUARED_ERROR / 784, "psnr": None, "ssim": None}))
     return sorted(rows, key=lambda row: (row[2], row[3]["mse"]))

@@ -1,12 +1,12 @@
-"""Add noise to digits and compare a denoising autoencoder, a plain one and classic filters."""
+"""Add noise to digits and compare a denoising autoencoder, a plain one and a classic method."""
 import plotly.graph_objects as go
 import streamlit as st
 
 import ui
 from aecore import denoising
-from aecore.filters import FILTERS
+from aecore.inpaint import INPAINTING
 from aecore.metric_help import tooltip
-from aecore.noise import LEVEL_HELP, NOISE_KINDS
+from aecore.noise import LEVEL_HELP, LEVEL_RANGE, NOISE_KINDS, NOISE_LABELS, TRAINING_NOISES
 
 SOURCES = ("Random test digits", "Test digits of one class", "My drawing")
 CURVE_IMAGES = 200   # first test images used for the PSNR-vs-level chart
@@ -64,7 +64,7 @@ def curve_chart(curve, kind, level):
                      for name, ys in curve.items()])
     fig.add_vline(x=level, line_dash="dash", line_color="grey", annotation_text=f"level {level:g}")
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), yaxis_title="mean PSNR (dB)",
-                      xaxis_title=f"{denoising.NOISE_LABELS[kind]} noise level: {LEVEL_HELP[kind]}",
+                      xaxis_title=f"{NOISE_LABELS[kind]} noise level: {LEVEL_HELP[kind]}",
                       title=f"PSNR against noise level, {CURVE_IMAGES} test digits")
     return fig
 
@@ -76,6 +76,14 @@ def denoiser_name(label):
     return f"{label} · {ui.trained_on(denoisers[label]) or 'denoiser'}"   # what it learned to remove
 
 
+def index_of(label, labels):
+    return labels.index(label) if label in labels else 0
+
+
+for label, model in denoisers.items():
+    if denoising.trained_for(model) not in TRAINING_NOISES:
+        st.warning(f"**{label}** says it was trained on a noise this app does not know "
+                   f"({denoising.trained_for(model)!r}); it is offered, but never picked by default.", icon="⚠️")
 if not denoisers or not plains:
     st.warning("This page needs a shipped denoising autoencoder and a plain one; see the messages above.")
     st.stop()
@@ -84,24 +92,37 @@ source = c1.radio("Digits", SOURCES)
 n = c1.slider("How many", 1, 6, 3) if source != SOURCES[2] else 1
 digit = c1.selectbox("Class", range(10), index=7) if source == SOURCES[1] else None
 seed = c1.number_input("Seed (digits and noise)", 0, 10**6, 0)
-kind = c2.selectbox("Noise", NOISE_KINDS, format_func=denoising.NOISE_LABELS.get)
-top, step, default = denoising.LEVEL_RANGE[kind]
+kind = c2.selectbox("Noise", NOISE_KINDS, format_func=NOISE_LABELS.get)
+top, step, default = LEVEL_RANGE[kind]
 level = c2.slider("Noise level", 0.0, top, default, step, key=f"level_{kind}", help=LEVEL_HELP[kind])
-den_label = c3.selectbox("Denoising autoencoder", list(denoisers), format_func=denoiser_name)
+# per kind, the denoiser trained for it is the default (else a blind one); a choice is kept per kind
+den_label = c3.selectbox("Denoising autoencoder", list(denoisers), format_func=denoiser_name,
+                         index=index_of(denoising.matched(kind, denoisers), list(denoisers)), key=f"denoiser_{kind}",
+                         help="Each noise kind starts with the denoiser trained for it; a blind denoiser was "
+                              "trained on every kind at random levels and is never told which one it sees.")
 plain_label = c3.selectbox("Plain autoencoder", list(plains), index=best_plain(list(plains)))
-filter_label = c3.selectbox("Classic filter", list(FILTERS))
+classics = denoising.classic_methods(kind)
+filter_label = c3.selectbox("Classic method", list(classics), key=f"classic_{kind}",
+                            help="The first is the strongest classic method for this noise on these digits: "
+                                 "a median filter for salt-and-pepper and Gaussian noise (it beats a blur), "
+                                 "inpainting for erased areas.")
+if filter_label == INPAINTING:
+    c3.caption("Inpainting is **told which pixels were erased**; the autoencoders have to find the hole "
+               "themselves.")
 
 clean = pick_clean(source, n, seed, digit)
 if clean is not None:
     methods = {den_label: denoisers[den_label], plain_label: plains[plain_label],
-               filter_label: FILTERS[filter_label]}
+               filter_label: classics[filter_label]}
     scored = denoising.compare(clean, kind, level, seed, methods)
     comparison_row("clean", clean, "the target")
     rows = [("noisy", None), ("denoiser", denoiser_name(den_label)), ("plain AE", plain_label),
-            ("filter", filter_label)]
+            ("classic", filter_label)]
     for (title, detail), key in zip(rows, scored):   # scored: noisy input, then `methods` in order
         comparison_row(title, scored[key].images, psnr_ssim(scored[key]), detail, tooltip("psnr", "ssim"))
 
-chart_methods = {den_label: denoisers[den_label], plain_label: plains[plain_label], **denoising.CLASSIC}
+chart_methods = {den_label: denoisers[den_label], plain_label: plains[plain_label],
+                 **{label: classics[label] for label in dict.fromkeys([filter_label, *denoising.CLASSIC])
+                    if label in classics}}
 keys = tuple(f"{label}@{id(m)}" for label, m in chart_methods.items())
 st.plotly_chart(curve_chart(curves(kind, keys, chart_methods), kind, level), width="stretch")

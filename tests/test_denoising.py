@@ -3,10 +3,10 @@ import pytest
 import torch
 
 from aecore import metrics
-from aecore.denoising import (CLASSIC, LEVEL_RANGE, NOISY, as_batch, code_of, compare, curve_levels,
-                              pick_digits, psnr_curve, reconstructions)
+from aecore.denoising import (CLASSIC, NOISY, as_batch, code_of, compare, curve_levels, pick_digits, psnr_curve,
+                              reconstructions)
 from aecore.filters import median
-from aecore.noise import NOISE_KINDS, add_noise
+from aecore.noise import LEVEL_RANGE, NOISE_KINDS, add_noise
 from aecore.shipped import shipped_models
 
 

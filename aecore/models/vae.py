@@ -35,14 +35,26 @@ class VAE(Autoencoder):
     def objective_name(self, objective="bce"):
         return "negative ELBO per pixel (reconstruction + KL, nats / 784)"
 
-    def loss(self, x, target, objective="bce"):  # the ELBO fixes the objective
+    def elbo_terms(self, x, target, generator: torch.Generator | None = None):
+        """Per image (B,): the reconstruction term -log p(target|z) in nats for one code z
+        sampled from q(z|x), and KL(q(z|x) || N(0, I)) in nats; and the logits decoded from z."""
         mu, logvar = (t.float() for t in self.encode_stats(x))   # fp32 under a bf16 autocast too
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        logits = self.decoder(z)
-        # per image: reconstruction NLL + beta KL(q(z|x) || N(0, I)), averaged over the batch
-        nll = F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / len(x)
-        kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum() / len(x)
-        return (nll + self.beta * kl) / 784, torch.sigmoid(logits)
+        eps = torch.randn_like(mu) if generator is None else torch.randn(mu.shape, generator=generator).to(mu)
+        logits = self.decoder(mu + eps * (0.5 * logvar).exp())
+        nll = F.binary_cross_entropy_with_logits(logits.float(), target, reduction="none").flatten(1).sum(1)
+        kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
+        return nll, kl, logits
+
+    def loss(self, x, target, objective="bce"):  # the ELBO fixes the objective
+        nll, kl, logits = self.elbo_terms(x, target)
+        return (nll + self.beta * kl).mean() / 784, torch.sigmoid(logits)   # per pixel, batch mean
+
+    @torch.no_grad()
+    def negative_elbo(self, x, target=None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The negative ELBO of each image (B,) in nats (beta = 1, one sampled code): the
+        figure the VAE literature reports on MNIST, an upper bound on -log p(x)."""
+        nll, kl, _ = self.elbo_terms(x, x if target is None else target, generator)
+        return nll + kl
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""AppTest of pages/2_Denoise.py: the five rows (clean, noisy, denoiser, plain AE, filter)
+"""AppTest of pages/2_Denoise.py: the five rows (clean, noisy, denoiser, plain AE, classic)
 with their scores, the noise slider, the drawing from the Draw page, the PSNR chart, which
 models are offered as denoisers, and what PSNR and SSIM mean."""
 import re
@@ -6,7 +6,8 @@ import re
 import numpy as np
 import pytest
 
-from aecore.denoising import LEVEL_RANGE, NOISE_LABELS, NOISY, compare, pick_digits
+from aecore.denoising import BASELINE, NOISY, compare, pick_digits, trained_for
+from aecore.noise import BLIND, LEVEL_RANGE, NOISE_KINDS, NOISE_LABELS
 from aecore.shipped import shipped_models
 
 PAGE = "pages/2_Denoise.py"
@@ -21,7 +22,7 @@ def needs_models():
 
 
 def scores(at) -> list[tuple[float, float]]:
-    """(PSNR, SSIM) under the noisy, denoiser, plain AE and filter columns, in that order."""
+    """(PSNR, SSIM) under the noisy, denoiser, plain AE and classic rows, in that order."""
     out = []
     for caption in at.caption:
         if m := SCORE.fullmatch(caption.value):
@@ -154,3 +155,58 @@ def test_psnr_and_ssim_are_explained_where_they_are_shown(run_page):
     assert len(scored) == 4
     for caption in scored:
         assert MEANING["psnr"] in caption.proto.help and MEANING["ssim"] in caption.proto.help
+
+
+@pytest.mark.parametrize("kind", NOISE_KINDS)
+def test_each_kind_starts_with_its_own_denoiser_and_classic_method(run_page, kind):
+    """Issue 10: the denoiser trained for the chosen kind (else a blind one) and the kind's
+    classic method are the defaults, and at the default level the denoiser beats it."""
+    at = run_page(PAGE)
+    widget(at.selectbox, "Noise").select(kind).run()
+    assert not at.exception
+    models = {s.name: s.model for s in shipped_models() if s.model is not None}
+    chosen = widget(at.selectbox, "Denoising autoencoder").value
+    wanted = kind if any(trained_for(m) == kind for m in models.values()) else BLIND
+    assert trained_for(models[chosen]) == wanted
+    assert widget(at.selectbox, "Classic method").value == BASELINE[kind]
+    _, denoiser, _, classic = scores(at)
+    assert denoiser[0] > classic[0]
+    told = any("told which pixels were erased" in c.value for c in at.caption)
+    assert told == (kind == "erasing")
+
+
+def test_the_blind_denoiser_is_offered_and_says_what_it_was_trained_on(run_page):
+    at = run_page(PAGE)
+    blind = [o for o in widget(at.selectbox, "Denoising autoencoder").options if "trained blind" in o]
+    assert blind, "no blind denoiser offered"
+    for kind in NOISE_KINDS:
+        assert NOISE_LABELS[kind] in blind[0]
+
+
+def test_a_denoiser_trained_on_an_unknown_noise_is_named_and_the_page_runs(run_page, tmp_path, monkeypatch):
+    """A manifest/checkpoint naming a noise kind the app does not know: a warning, not a crash."""
+    import json
+    import shutil
+
+    from aecore import create_model
+    from aecore.checkpoint import checkpoint_bytes
+    from aecore.shipped import weights_dir
+    from tests.app.test_faults import weights_folder
+
+    folder = tmp_path / "weights"
+    shutil.copytree(weights_dir(), folder)
+    metrics = {"mse": 0.1, "psnr": 10.0, "ssim": 0.1, "noise": "speckle", "noise_level": 0.3, "images": 10}
+    model = create_model("simple", code_size=4)
+    (folder / "odd.pt").write_bytes(checkpoint_bytes(model, metrics=metrics))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["models"].append({"file": "odd.pt", "model": "simple", "config": model.config, "code_size": 4,
+                               "metrics": metrics})
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with weights_folder(folder, monkeypatch):
+        at = run_page(PAGE)
+        assert not at.exception
+        assert any("odd" in w.value and "speckle" in w.value for w in at.warning)
+        for kind in NOISE_KINDS:   # never the default, and every kind still works
+            widget(at.selectbox, "Noise").select(kind).run()
+            assert not at.exception and widget(at.selectbox, "Denoising autoencoder").value != "odd"
+            assert len(scores(at)) == 4
