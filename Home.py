@@ -105,12 +105,15 @@ if entries:
                           if metrics(e).get("noise") else "reconstruction"),
           "MSE": round(metrics(e).get("mse", float("nan")), 5), "PSNR dB": round(metrics(e).get("psnr", float("nan")), 2),
           "SSIM": round(metrics(e).get("ssim", float("nan")), 3),
+          "−ELBO nats": round(metrics(e)["nelbo"], 1) if metrics(e).get("nelbo") is not None else None,
           "status": "unavailable" if problems[e["file"]] else "ready"}
          for e in entries], hide_index=True,
         column_config={"MSE": st.column_config.NumberColumn(help=tooltip("mse")),
                        "PSNR dB": st.column_config.NumberColumn(help=tooltip("psnr")),
-                       "SSIM": st.column_config.NumberColumn(help=tooltip("ssim"))})
-    st.markdown("How close a reconstruction is to the original digit, three ways:\n" + explanation())
+                       "SSIM": st.column_config.NumberColumn(help=tooltip("ssim")),
+                       "−ELBO nats": st.column_config.NumberColumn(help=tooltip("nelbo"))})
+    st.markdown("How close a reconstruction is to the original digit, three ways:\n" + explanation()
+                + "\n\nand for the variational autoencoders, their own score:\n" + explanation("nelbo"))
     st.caption("Each checkpoint comes from the `python -m aecore train …` command recorded in "
                "`weights/manifest.json`, with its metrics and the example above.")
 

@@ -6,6 +6,8 @@ import torch
 
 import ui
 from aecore import latent
+from aecore.evaluation import evaluate
+from aecore.metric_help import tooltip
 from aecore.models import can_sample
 
 INDEX = "latent_index"     # session key of the digit shown (number input, chart selection)
@@ -22,6 +24,12 @@ ui.show_unavailable()
 def codes_of(key, _model):
     """`key` (label, id) stands for the unhashable `_model` in the cache key."""
     return latent.encode_all(_model, ui.test_set()[0])
+
+
+@st.cache_data(show_spinner="Scoring the VAE on the 10,000 test digits…", max_entries=8)
+def nelbo_of(key, _model) -> float:
+    """The VAE's negative ELBO, nats per test digit (aecore.evaluation; seeded)."""
+    return evaluate(_model, ui.test_set()[0], metrics=("nelbo",))["nelbo"]
 
 
 @st.cache_data(show_spinner="Projecting the codes to 2-D…", max_entries=16)
@@ -137,6 +145,9 @@ i = top[1].number_input("Test digit #", 0, len(images) - 1, key=INDEX,   # outsi
 model = models[label]
 key = (label, id(model))
 codes = codes_of(key, model)
+if can_sample(model):
+    top[0].caption(f"**{label}**: negative ELBO **{nelbo_of(key, model):.1f} nats** per test digit "
+                   "(its training objective; lower is better)", help=tooltip("nelbo"))
 # lazy tabs: only the open one runs (its label is also the ?view= query parameter)
 views = {"Map": lambda: map_tab(key, model, codes, images, labels, i),
          "Interpolate": lambda: interpolate_tab(model, images, labels),

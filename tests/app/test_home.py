@@ -16,6 +16,12 @@ def test_home_renders_the_shipped_models(run_page):
     manifest = json.loads((weights_dir() / "manifest.json").read_text())["models"]
     assert list(table["model"]) == [e["file"].removesuffix(".pt") for e in manifest]
     assert list(table["MSE"]) == [round(e["metrics"]["mse"], 5) for e in manifest]
+    # issue 10: a VAE's negative ELBO in nats, from its recorded metrics; nothing for the others
+    for row, e in zip(table["−ELBO nats"], manifest):
+        if e["model"] in ("vae", "vae2d"):
+            assert row == round(e["metrics"]["nelbo"], 1), e["file"]
+        else:
+            assert row is None or row != row, e["file"]   # None or NaN
     assert set(table["status"]) == {"ready"}
     # input, the code as a chart, reconstruction: the best plain model's recorded example
     best = min((e for e in manifest if not e["metrics"]["noise"]), key=lambda e: e["metrics"]["mse"])
@@ -107,7 +113,7 @@ def test_home_explains_mse_psnr_and_ssim(run_page):
     at = run_page("app.py")
     assert not at.exception
     shown = "\n".join(m.value for m in at.markdown)
-    for key in ("mse", "psnr", "ssim"):
+    for key in ("mse", "psnr", "ssim", "nelbo"):
         assert MEANING[key] in shown, key
     config = json.loads(at.dataframe[0].proto.columns)
     helps = {name: (c or {}).get("help") for name, c in config.items()}

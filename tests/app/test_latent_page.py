@@ -192,3 +192,16 @@ def test_one_colour_per_digit_on_the_map_and_the_plane(run_page):
     for traces in (map_traces, plane_traces):
         assert [t["name"] for t in traces] == [str(d) for d in range(10)]
         assert [t["marker"]["color"] for t in traces] == list(ui.DIGIT_COLOURS)
+
+
+def test_a_vae_shows_its_negative_elbo_and_a_plain_model_none(run_page, shipped, mnist_test):
+    """Issue 10: the VAE in its own currency, nats per test digit, as aecore.evaluation gives it."""
+    from aecore.evaluation import evaluate
+    at = run_page(PAGE)
+    at.selectbox[0].select("vae-16").run()
+    assert not at.exception
+    expected = evaluate(shipped["vae-16"], mnist_test[0], metrics=("nelbo",))["nelbo"]
+    assert f"**vae-16**: negative ELBO **{expected:.1f} nats** per test digit" in " ".join(c.value for c in at.caption)
+    plain = next(name for name, m in shipped.items() if not hasattr(m, "negative_elbo") and not name.startswith("denoiser"))
+    at.selectbox[0].select(plain).run()
+    assert not at.exception and not any("negative ELBO" in c.value for c in at.caption)
