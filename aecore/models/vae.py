@@ -4,9 +4,8 @@ A 2-D code can be plotted directly."""
 from __future__ import annotations
 
 import torch
-from torch.nn import functional as F
 
-from .base import Autoencoder, check_positive
+from .base import Autoencoder, bce_with_logits, check_positive
 from .conv import conv_encoder, upsample_decoder
 
 
@@ -40,7 +39,7 @@ class VAE(Autoencoder):
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         logits = self.decoder(z)
         # per image: reconstruction NLL + beta KL(q(z|x) || N(0, I)), averaged over the batch
-        nll = F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / len(x)
+        nll = bce_with_logits(logits, target, reduction="sum") / len(x)
         kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum() / len(x)
         return (nll + self.beta * kl) / 784, torch.sigmoid(logits)
 
