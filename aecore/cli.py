@@ -96,7 +96,7 @@ def cmd_train(args) -> int:
         raise CLIError(f"{out} exists; pass --force to replace it")
     if args.manifest:
         read_manifest_file(Path(args.manifest))  # a broken manifest stops us before training
-    eager_optimizers()   # no torch._dynamo import (about 2 s) for an eager training
+    eager_optimizers()   # no torch._dynamo import for an eager training (aecore.fastimport)
     torch.manual_seed(args.seed)
     model = create_model(args.model, **config)
     train_x, _ = load_mnist("train")

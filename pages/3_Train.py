@@ -18,7 +18,7 @@ from aecore.noise import NOISE_KINDS
 from aecore.precision import PRECISION_HELP, PRECISIONS, bf16_units
 from aecore.trainer import LIMITS, ConfigError, TrainConfig, pick_device
 
-JOB, UPLOADED, D = "train_job", "train_uploaded", jobs.DEFAULTS
+JOB, UPLOADED, D = "train_job", "train_uploaded", ui.TRAIN_DEFAULTS
 SAVED = "train_saved_settings"   # the form's values, kept while the user is on other pages
 
 
@@ -55,7 +55,7 @@ def drop_invalid_settings() -> None:
     given = {name: ss[key] for name, key in keys.items() if key in ss}
     if given.get("noise") == "none":
         given["noise"] = None
-    for name, message in jobs.setting_errors(given).items():
+    for name, message in ui.train_setting_errors(given).items():
         st.error(f"Invalid training setting, reset to its default: {message}")
         del ss[keys[name]]
 
@@ -140,7 +140,7 @@ def under_a_minute() -> None:
         return
     rows = []
     for n in aecore.list_models():
-        d = jobs.defaults(n)
+        d = ui.train_defaults(n)
         config = TrainConfig(epochs=d["epochs"], batch_size=d["batch_size"], test_size=d["test_size"])
         seconds = throughput(n, d["code_size"], config.batch_size, config.precision, None).seconds(config)
         rows.append({"architecture": f"{n}-{d['code_size']}", "default run": f"{d['epochs']} ep, batch {d['batch_size']}",

@@ -54,8 +54,8 @@ class _BCEWithLogits(torch.autograd.Function):
     """Summed binary cross-entropy of logits x against targets y:
     max(x, 0) - x y + log(1 + exp(-|x|)), the stable form torch also uses, with its gradient
     sigmoid(x) - y. torch's own kernel computes log1p element by element, unvectorised on
-    CPUs: most of the whole step for the small models (docs/BENCHMARKS.md, section 8);
-    log(1 + t) for t in (0, 1] differs from log1p(t) only in float rounding."""
+    CPUs: the larger part of a training step of the small models. log(1 + t) for t in
+    (0, 1] differs from log1p(t) only in float rounding."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
