@@ -1,5 +1,6 @@
 """Streamlit helpers shared by the pages: cached models and data, the models of this
-session, and image rendering. Pages call these and `aecore`; nothing here does maths."""
+session, the Train page's settings, and image rendering. Pages call these and `aecore`;
+nothing here does maths."""
 from __future__ import annotations
 
 import base64
@@ -14,8 +15,10 @@ import aecore
 from aecore import jobs
 import aecore.novelty
 from aecore.checkpoint import trained_noise
+from aecore.models import list_models, model_spec
 from aecore.noise import BLIND, LEVEL_RANGE, NOISE_LABELS
 from aecore.shipped import ShippedModel, make_example, shipped_models
+from aecore.trainer import ConfigError, TrainConfig
 
 # One colour per digit 0-9 wherever digits are coloured (maps, overlays): each has a
 # contrast of at least 3:1 (WCAG, graphics) on white and on black (tests/app/test_latent_page.py).
@@ -65,6 +68,46 @@ def session_models() -> dict:
 def add_session_model(label: str, model) -> str:
     """Keep `model` for this session under a unique label; returns the label used."""
     return jobs.keep_model(session_models(), label, model, MAX_SESSION_MODELS)
+
+
+# The Train page's settings every architecture starts from; lr None: the model's
+# recommended rate (ModelSpec). Ranges: TrainConfig.validate() (trainer.LIMITS).
+TRAIN_COMMON = {"lr": None, "noise": None, "noise_level": 0.5, "train_size": 60_000, "test_size": 2_000,
+                "precision": "auto"}
+
+
+def train_defaults(model_name: str) -> dict:
+    """The Train page's settings for `model_name`: its own default run (ModelSpec: code size,
+    epochs, batch size) and the common rest."""
+    spec = model_spec(model_name)
+    return {"model": model_name, "code_size": spec.train_code_size, "epochs": spec.epochs,
+            "batch_size": spec.batch_size, **TRAIN_COMMON}
+
+
+TRAIN_DEFAULTS = train_defaults("simple")   # the Train page's starting point
+
+
+def train_setting_errors(settings: dict) -> dict[str, str]:
+    """{setting: message} for each unusable entry of `settings` (keys as in TRAIN_DEFAULTS),
+    so the page rejects values however they arrived; TrainConfig.validate() has the ranges."""
+    errors = {}
+    for key, value in settings.items():
+        if key == "model":
+            if value not in list_models():
+                errors[key] = f"architecture must be one of {', '.join(list_models())}, got {value!r}"
+        elif key == "code_size":
+            model = settings.get("model", TRAIN_DEFAULTS["model"])
+            sizes = model_spec(model if model in list_models() else TRAIN_DEFAULTS["model"]).code_sizes
+            if value not in sizes:
+                errors[key] = f"code size must be one of {', '.join(map(str, sizes))}, got {value!r}"
+        elif key in TRAIN_DEFAULTS:
+            try:
+                TrainConfig(**{key: value}).validate()
+            except (ConfigError, TypeError) as e:
+                errors[key] = str(e)
+        else:
+            errors[key] = f"unknown training setting {key!r}"
+    return errors
 
 
 def available_models(denoisers: bool | None = None) -> dict:

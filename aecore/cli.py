@@ -4,10 +4,9 @@ Errors print one line and exit non-zero; `--debug` shows the traceback."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
-import fcntl
 import json
-import os
 import shlex
 import sys
 import time
@@ -16,17 +15,17 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .atomic import WriteError, atomic_write_bytes
+from .atomic import WriteError
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, trained_noise
 from .data import DataError, load_mnist
 from .evaluation import ALL_METRICS, evaluate, format_table
 from .fastimport import eager_optimizers
-from .manifest import file_sha256
-from .models import create_model, describe_model, list_models, model_options, UnknownModelError
+from .manifest import read_manifest_file, record_in_manifest
+from .models import UnknownModelError, create_model, describe_model, list_models, model_options, recommended_lr
 from .noise import BLIND, LEVEL_RANGE, TRAINING_NOISES
 from .shipped import make_example
 from .precision import PRECISION_HELP, PRECISIONS, resolve_precision
-from .trainer import ConfigError, TrainConfig, TrainingDiverged, pick_device, train
+from .trainer import INTEGERS, LIMITS, ConfigError, TrainConfig, TrainingDiverged, pick_device, train
 
 class CLIError(Exception):
     pass
@@ -90,17 +89,14 @@ def cmd_train(args) -> int:
     config = {k: parse_value(v) for k, v in (_split_option(o) for o in args.option)}
     if args.code_size is not None:
         config["code_size"] = args.code_size
-    tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
-                     init_bias=args.init_bias, seed=args.seed,
-                     noise=args.noise, noise_level=args.noise_level, train_size=args.train_size,
-                     test_size=args.test_size, loss=args.loss, weight_decay=args.weight_decay,
-                     precision=args.precision).validate()
+    tc = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                        if hasattr(args, f.name)}).validate()
     out = Path(args.out)
     if out.exists() and not args.force:
         raise CLIError(f"{out} exists; pass --force to replace it")
     if args.manifest:
         read_manifest_file(Path(args.manifest))  # a broken manifest stops us before training
-    eager_optimizers()   # no torch._dynamo import (about 2 s) for an eager training
+    eager_optimizers()   # no torch._dynamo import for an eager training (aecore.fastimport)
     torch.manual_seed(args.seed)
     model = create_model(args.model, **config)
     train_x, _ = load_mnist("train")
@@ -134,42 +130,6 @@ def _split_option(text: str) -> tuple[str, str]:
     return key.strip().replace("-", "_"), value
 
 
-def read_manifest_file(manifest: Path) -> dict:
-    if not manifest.exists():
-        return {"models": []}
-    try:
-        entries = json.loads(manifest.read_text())
-        if not isinstance(entries.get("models"), list):
-            raise ValueError("no 'models' list")
-        return entries
-    except (ValueError, AttributeError, OSError) as e:
-        raise CLIError(f"{manifest}: not a usable manifest ({e}); fix or remove it") from e
-
-
-def record_in_manifest(manifest: Path, out: Path, command: str, metrics: dict, model,
-                       example: dict | None = None) -> None:
-    # one writer at a time: trainings that finish together (scripts/train-weights.sh runs
-    # two chains) must not drop each other's entry between read and write
-    with open(manifest.with_name(manifest.name + ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        _record(manifest, out, command, metrics, model, example)
-
-
-def _record(manifest: Path, out: Path, command: str, metrics: dict, model, example: dict | None) -> None:
-    entries = read_manifest_file(manifest)
-    entry = {"file": os.path.relpath(out, manifest.parent), "model": model.name, "config": model.config,
-             "code_size": model.code_size, "command": command, "metrics": metrics,
-             "sha256": file_sha256(out), **({"example": example} if example else {})}
-    models = entries["models"]
-    same = [i for i, e in enumerate(models) if e.get("file") == entry["file"]]
-    if same:   # a retrained model keeps its place (the app lists models in manifest order)
-        models[same[0]] = entry
-        entries["models"] = [e for i, e in enumerate(models) if i not in same[1:]]
-    else:
-        models.append(entry)
-    atomic_write_bytes(manifest, (json.dumps(entries, indent=2) + "\n").encode())
-
-
 def cmd_evaluate(args) -> int:
     from .denoising import benchmark, format_benchmark, trained_for
     from .shipped import shipped_models
@@ -199,6 +159,15 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _range_flag(parser, name: str, text: str, default_text: str | None = None) -> None:
+    """--NAME for TrainConfig's setting `name`: its default from TrainConfig, its range from
+    trainer.LIMITS (TrainConfig.validate() refuses values outside it)."""
+    lo, hi = LIMITS[name]
+    default = getattr(TrainConfig, name)
+    parser.add_argument("--" + name.replace("_", "-"), type=int if name in INTEGERS else float, default=default,
+                        help=f"{text}; {lo:g} to {hi:g} (default: {default_text or f'{default:g}'})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     # `aecore ...` when run as the console script (pyproject.toml), else `python -m aecore ...`
     prog = "aecore" if Path(sys.argv[0]).name == "aecore" else "python -m aecore"
@@ -215,25 +184,28 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--code-size", type=int, help="size of the code (latent) vector")
     t.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="another model option, e.g. width=32 or mode=bilinear (repeatable)")
-    t.add_argument("--epochs", type=int, default=5)
-    t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--lr", type=float, help="Adam learning rate, warmed up then decayed to 0 on a cosine "
-                   "(default: the model's recommended rate, 1e-2 for simple, 2e-3 for the others)")
-    t.add_argument("--warmup", type=int, default=TrainConfig.warmup,
-                   help="steps of linear learning-rate warm-up (at most a tenth of the run; 0: none)")
+    _range_flag(t, "epochs", "passes over the training images")
+    _range_flag(t, "batch_size", "images per step")
+    _range_flag(t, "lr", "Adam learning rate, warmed up then decayed to 0 on a cosine", default_text=(
+        "the architecture's recommended rate: "
+        + ", ".join(f"{n} {recommended_lr(n):g}" for n in list_models())))
+    _range_flag(t, "warmup", "steps of linear learning-rate warm-up (at most a tenth of the run; 0: none)")
     t.add_argument("--no-init-bias", dest="init_bias", action="store_false",
                    help="keep the decoder's default output bias (default: the logit of the mean training pixel)")
-    t.add_argument("--weight-decay", type=float, default=0.0)
-    t.add_argument("--loss", choices=("bce", "mse"), default="bce")
+    _range_flag(t, "weight_decay", "Adam weight decay")
+    t.add_argument("--loss", choices=("bce", "mse"), default=TrainConfig.loss,
+                   help=f"the training objective (default: {TrainConfig.loss}; the VAE always uses its ELBO)")
     t.add_argument("--precision", choices=PRECISIONS, default=TrainConfig.precision,
-                   help="; ".join(f"{k}: {v}" for k, v in PRECISION_HELP.items()))
-    t.add_argument("--seed", type=int, default=0)
+                   help="; ".join(f"{k}: {v}" for k, v in PRECISION_HELP.items())
+                   + f" (default: {TrainConfig.precision})")
+    t.add_argument("--seed", type=int, default=TrainConfig.seed,
+                   help=f"shuffling, noise and sampling (default: {TrainConfig.seed})")
     t.add_argument("--noise", choices=TRAINING_NOISES, help="train as a denoiser with this corruption; "
                    f"{BLIND}: every kind, each image at a random level up to "
                    + ", ".join(f"{k} {r[0]:g}" for k, r in LEVEL_RANGE.items()) + " (--noise-level ignored)")
-    t.add_argument("--noise-level", type=float, default=0.0)
-    t.add_argument("--train-size", type=positive_int, help="use only the first N training images")
-    t.add_argument("--test-size", type=positive_int, help="evaluate on the first N test images")
+    _range_flag(t, "noise_level", "strength of --noise")
+    t.add_argument("--train-size", type=positive_int, help="use only the first N training images (default: all 60,000)")
+    t.add_argument("--test-size", type=positive_int, help="evaluate on the first N test images (default: all 10,000)")
     t.add_argument("--out", required=True, help="checkpoint path to write (.pt)")
     t.add_argument("--force", action="store_true", help="replace --out if it exists")
     t.add_argument("--manifest", help="record the command and metrics in this manifest (JSON)")

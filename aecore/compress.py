@@ -33,6 +33,7 @@ from . import metrics
 from .atomic import atomic_write_bytes
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import load_mnist
+from .paths import docs_dir
 from .preprocess import ImageError, load_image, to_mnist
 from .shipped import shipped_models
 
@@ -208,7 +209,7 @@ def decompress_bytes(data: bytes, model, label: str = "file") -> torch.Tensor:
 # ---- files of images, and the `compress` / `decompress` commands ----------------------
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-RATE_DISTORTION_JSON = Path(__file__).resolve().parent.parent / "docs" / "rate_distortion.json"
+RATE_DISTORTION_JSON = docs_dir() / "rate_distortion.json"
 
 
 def read_image_folder(folder: str | os.PathLike) -> torch.Tensor:

@@ -113,7 +113,9 @@ def convert(pickle_path: Path | None = None, root: Path | None = None) -> Path:
 
 
 def _read_idx(path: Path, count: int, image: bool) -> np.ndarray:
-    data = path.read_bytes()
+    data = bytearray(path.stat().st_size)   # writable: torch.from_numpy shares it without a copy
+    with open(path, "rb") as f:
+        f.readinto(data)
     shape = (count, 28, 28) if image else (count,)
     header = 4 + 4 * len(shape)
     magic = 0x0803 if image else 0x0801
@@ -166,5 +168,5 @@ def load_mnist(split: str = "test", root: str | os.PathLike | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """(images (N,1,28,28) float32 in [0,1], labels (N,) int64) of 'train' (60000) or 'test' (10000)."""
     images, labels = _load_uint8(split, str(root) if root else None)
-    x = torch.from_numpy(images.copy()).unsqueeze(1).float().div_(255.0)
+    x = torch.from_numpy(images).unsqueeze(1).float().div_(255.0)   # a new tensor: the cache stays as read
     return x, torch.from_numpy(labels.astype(np.int64))

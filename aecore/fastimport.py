@@ -1,4 +1,5 @@
-"""Keep `torch._dynamo` (about 2 s of imports) out of processes that never compile.
+"""Keep `torch._dynamo` (seconds of imports: the CLI bench, docs/BENCHMARKS.md section 8,
+measures it) out of processes that never compile.
 
 torch.optim's optimizers import torch._dynamo the first time one is used, although in
 eager mode it changes nothing: `Optimizer.add_param_group` (called by the constructor),

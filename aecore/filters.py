@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch.nn import functional as F
 
 
 def _check_batch(x: torch.Tensor) -> None:
@@ -19,39 +18,28 @@ def _check_batch(x: torch.Tensor) -> None:
         raise ValueError(f"expected a batch of images (B,C,H,W), got shape {tuple(x.shape)}")
 
 
+def _per_image(x: torch.Tensor, filter_fn, **kwargs) -> torch.Tensor:
+    """scipy.ndimage's `filter_fn` over the two image axes of every channel of a batch."""
+    out = filter_fn(x.detach().cpu().numpy(), mode="nearest", **kwargs)
+    return torch.from_numpy(out).to(device=x.device, dtype=x.dtype)
+
+
 def median(x: torch.Tensor, k: int = 3) -> torch.Tensor:
     """k x k median filter (k odd) of a batch (B,C,H,W) -> same shape."""
     _check_batch(x)
     if k < 1 or k % 2 == 0:
         raise ValueError(f"median filter size must be an odd number >= 1, got {k}")
-    b, c, h, w = x.shape
-    r = k // 2
-    padded = F.pad(x, (r, r, r, r), mode="replicate")
-    patches = F.unfold(padded, k)                    # (B, C*k*k, H*W)
-    patches = patches.view(b, c, k * k, h * w)
-    return patches.median(dim=2).values.view(b, c, h, w)   # k*k odd: the true middle value
-
-
-def gaussian_kernel(sigma: float, truncate: float = 4.0) -> torch.Tensor:
-    """1-D normalised Gaussian of radius round(truncate * sigma), as scipy.ndimage uses."""
-    if sigma <= 0:
-        raise ValueError(f"Gaussian blur sigma must be > 0, got {sigma}")
-    radius = int(truncate * sigma + 0.5)
-    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    kernel = torch.exp(-0.5 * (t / sigma) ** 2)
-    return (kernel / kernel.sum()).float()             # (2*radius+1,)
+    from scipy import ndimage   # here, not at the top: importing scipy costs the CLI seconds
+    return _per_image(x, ndimage.median_filter, size=(1, 1, k, k))
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float = 1.0, truncate: float = 4.0) -> torch.Tensor:
-    """Separable Gaussian blur of a batch (B,C,H,W) -> same shape."""
+    """Gaussian blur of a batch (B,C,H,W) -> same shape: radius round(truncate * sigma)."""
     _check_batch(x)
-    kernel = gaussian_kernel(sigma, truncate).to(x)
-    r = (len(kernel) - 1) // 2
-    b, c, h, w = x.shape
-    out = x.reshape(b * c, 1, h, w)                    # every channel filtered alone
-    out = F.conv2d(F.pad(out, (r, r, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
-    out = F.conv2d(F.pad(out, (0, 0, r, r), mode="replicate"), kernel.view(1, 1, -1, 1))
-    return out.view(b, c, h, w)
+    if sigma <= 0:
+        raise ValueError(f"Gaussian blur sigma must be > 0, got {sigma}")
+    from scipy import ndimage
+    return _per_image(x, ndimage.gaussian_filter, sigma=(0, 0, sigma, sigma), truncate=truncate)
 
 
 # The filters offered by the Denoise page, by display name.

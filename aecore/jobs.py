@@ -7,11 +7,11 @@ Threads: `torch.set_num_threads` sets the calling thread's count *and* the defau
 every new thread (Streamlit runs each script run in a new thread): process-wide in
 practice. A running job sets TORCH_THREADS = 1 for itself and as that default, restoring
 the old default when it ends: one core trains, the other serves the server and inference
-(all six architectures reconstruct a digit in ~4 ms on one thread next to a job, ~2 idle).
+(one thread reconstructs a digit in milliseconds: docs/BENCHMARKS.md, interactive latency).
 The GIL: the worker releases it around every torch op; a busy Python thread (a script
 run, the event loop) then keeps it for up to the switch interval (5 ms by default) each
-time, and small-batch training slows several-fold (simple-32: 3.5k instead of 25k
-images/s). A running job lowers the interval to SWITCH_INTERVAL_S (9k images/s there).
+time, and small-batch training slows several-fold. A running job lowers the interval to
+SWITCH_INTERVAL_S, which wins most of that back.
 
 Abandoned jobs: a job polls `alive()` (the app passes "is this browser session still
 connected?") and stops itself once that has been false for `abandon_after_s`; a queued
@@ -31,7 +31,7 @@ import torch
 
 from .checkpoint import checkpoint_bytes
 from .data import load_mnist
-from .models import Autoencoder, create_model, list_models, model_spec
+from .models import Autoencoder, create_model
 from .noise import add_noise
 from .trainer import ConfigError, Progress, TrainConfig, TrainingDiverged, train
 
@@ -41,51 +41,8 @@ TORCH_THREADS = 1
 SWITCH_INTERVAL_S = 0.001   # GIL hand-over while a job runs (Python's default: 0.005)
 CURVE_POINTS_PER_EPOCH = 25   # the batch-loss curve is averaged down to this many points
 
-# settings every architecture starts from; lr None: the model's recommended rate (ModelSpec)
-_COMMON = {"lr": None, "noise": None, "noise_level": 0.5, "train_size": 60_000, "test_size": 2_000,
-           "precision": "auto"}
-
-
-def defaults(model_name: str) -> dict:
-    """The Train page's settings for `model_name`: its own default run (ModelSpec: code size,
-    epochs, batch size) and the common rest."""
-    spec = model_spec(model_name)
-    return {"model": model_name, "code_size": spec.train_code_size, "epochs": spec.epochs,
-            "batch_size": spec.batch_size, **_COMMON}
-
-
-DEFAULTS = defaults("simple")   # the app's starting point
-
-
 class QueueFull(RuntimeError):
     """The scheduler's queue is full; the message says so in words."""
-
-
-def code_sizes(model_name: str) -> tuple[int, ...]:
-    return model_spec(model_name).code_sizes
-
-
-def setting_errors(settings: dict) -> dict[str, str]:
-    """{setting: message} for each unusable entry of `settings` (keys as in DEFAULTS), so a
-    UI can reject values however they arrived; TrainConfig.validate() has the ranges."""
-    errors = {}
-    for key, value in settings.items():
-        if key == "model":
-            if value not in list_models():
-                errors[key] = f"architecture must be one of {', '.join(list_models())}, got {value!r}"
-        elif key == "code_size":
-            model = settings.get("model", DEFAULTS["model"])
-            sizes = code_sizes(model if model in list_models() else DEFAULTS["model"])
-            if value not in sizes:
-                errors[key] = f"code size must be one of {', '.join(map(str, sizes))}, got {value!r}"
-        elif key in DEFAULTS:
-            try:
-                TrainConfig(**{key: value}).validate()
-            except (ConfigError, TypeError) as e:
-                errors[key] = str(e)
-        else:
-            errors[key] = f"unknown training setting {key!r}"
-    return errors
 
 
 def preview_indices(labels: torch.Tensor, digits: int = 10) -> list[int]:

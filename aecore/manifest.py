@@ -1,10 +1,12 @@
 """`weights/manifest.json` without torch: the shipped checkpoints, their recorded test
 metrics and example picture, and a check of each file against its recorded sha256.
 Enough for the Home page to render before torch is imported (aecore.shipped loads the
-models themselves)."""
+models themselves). Also the one writer of a manifest (`record_in_manifest`, what
+`aecore train --manifest` calls), under a file lock."""
 from __future__ import annotations
 
 import base64
+import fcntl
 import functools
 import hashlib
 import json
@@ -13,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write_bytes
 from .errors import CheckpointError
+from .paths import WEIGHTS_ENV, weights_dir
 
-WEIGHTS_ENV = "AECORE_WEIGHTS"   # another weights folder (tests, experiments)
+__all__ = ["WEIGHTS_ENV", "weights_dir", "EXAMPLE_INDEX", "read_manifest", "read_manifest_file",
+           "record_in_manifest", "file_problem", "file_sha256", "pack_image", "unpack_image", "read_example"]
+
 EXAMPLE_INDEX = 0                # the test digit every model's example shows (a 7)
-
-
-def weights_dir() -> Path:
-    return Path(os.environ.get(WEIGHTS_ENV) or Path(__file__).resolve().parent.parent / "weights")
 
 
 def read_manifest(folder: Path | None = None) -> list[dict]:
@@ -31,6 +33,45 @@ def read_manifest(folder: Path | None = None) -> list[dict]:
         raise CheckpointError(f"{path} is missing: no shipped models to load") from e
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{path}: unreadable manifest ({e})") from e
+
+
+def read_manifest_file(manifest: Path) -> dict:
+    """The whole manifest for updating it ({"models": []} when there is none yet);
+    ValueError with a one-line message when it exists but is unusable."""
+    if not manifest.exists():
+        return {"models": []}
+    try:
+        entries = json.loads(manifest.read_text())
+        if not isinstance(entries.get("models"), list):
+            raise ValueError("no 'models' list")
+        return entries
+    except (ValueError, AttributeError, OSError) as e:
+        raise ValueError(f"{manifest}: not a usable manifest ({e}); fix or remove it") from e
+
+
+def record_in_manifest(manifest: Path, out: Path, command: str, metrics: dict, model,
+                       example: dict | None = None) -> None:
+    """Add (or replace, in place) the entry of checkpoint `out` trained by `command`."""
+    # one writer at a time: trainings that finish together (scripts/train-weights.sh runs
+    # two chains) must not drop each other's entry between read and write
+    with open(manifest.with_name(manifest.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _record(manifest, out, command, metrics, model, example)
+
+
+def _record(manifest: Path, out: Path, command: str, metrics: dict, model, example: dict | None) -> None:
+    entries = read_manifest_file(manifest)
+    entry = {"file": os.path.relpath(out, manifest.parent), "model": model.name, "config": model.config,
+             "code_size": model.code_size, "command": command, "metrics": metrics,
+             "sha256": file_sha256(out), **({"example": example} if example else {})}
+    models = entries["models"]
+    same = [i for i, e in enumerate(models) if e.get("file") == entry["file"]]
+    if same:   # a retrained model keeps its place (the app lists models in manifest order)
+        models[same[0]] = entry
+        entries["models"] = [e for i, e in enumerate(models) if i not in same[1:]]
+    else:
+        models.append(entry)
+    atomic_write_bytes(manifest, (json.dumps(entries, indent=2) + "\n").encode())
 
 
 def file_problem(folder: Path, entry: dict) -> str | None:

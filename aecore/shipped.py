@@ -10,7 +10,8 @@ from pathlib import Path
 import torch
 
 from .checkpoint import CheckpointError, load_checkpoint
-from .manifest import EXAMPLE_INDEX, WEIGHTS_ENV, pack_image, read_manifest, weights_dir
+from .manifest import EXAMPLE_INDEX, pack_image, read_manifest
+from .paths import WEIGHTS_ENV, weights_dir
 from .models import Autoencoder
 
 __all__ = ["ShippedModel", "shipped_models", "make_example", "read_manifest", "weights_dir", "WEIGHTS_ENV"]

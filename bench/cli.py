@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET = 1.5   # whole `train --epochs 1` process / `import torch`
 # One torch thread: this measures start-up, not parallel speed. On a shared 2-core machine a
 # 2-thread training of the simple model spins on OpenMP barriers whenever another process
-# runs (measured side by side, 15,000 images: 1.4-17 s with 2 threads, 0.4-0.5 s with 1).
+# runs, and its time then varies several-fold.
 THREADS = 1
 
 
@@ -42,7 +42,7 @@ def commands(quick: bool, out: Path, threads: int) -> dict[str, list[str]]:
 
 
 def wall_seconds(argv: list[str], name: str = "") -> float:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = dict(os.environ)   # `python -m aecore` run in ROOT imports ROOT's aecore
     env.pop("AECORE_EAGER_OPTIMIZERS", None)
     if name.startswith(NO_PATCH):
         env["AECORE_EAGER_OPTIMIZERS"] = "0"
@@ -86,8 +86,10 @@ def run(quick: bool) -> list[Table]:
                                                    else " on all 60,000 training images, evaluated on 10,000"),
         f"`{NO_PATCH}`: the same training with `aecore.fastimport` switched off, so torch.optim "
         "imports torch._dynamo as it does by default.",
-        "What keeps it close to the floor: SSIM in plain torch (torchmetrics imports scipy, ~3.5 s), "
-        "torch.optim without its torch._dynamo import (~2 s, `aecore.fastimport`), commands importing "
+        "What keeps it close to the floor: SSIM in plain torch and scipy imported only by the filters "
+        "(torchmetrics and scipy take seconds to import), torch.optim without its torch._dynamo import "
+        "(the row above, `aecore.fastimport`), binary cross-entropy without torch's unvectorised log1p, "
+        "commands importing "
         "what they need when they need it.",
     ]
     verdict = "meets" if train <= TARGET else "misses"

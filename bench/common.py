@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from html import escape
 
+import numpy as np
 import torch
 
 MISSING = "—"  # a cell with no value (not measured, not applicable)
@@ -106,14 +107,6 @@ def auto_format(x: float) -> str:
     return f"{x:.3g}"
 
 
-def percentile(values: list[float], q: float) -> float:
-    """q-th percentile (0-100) with linear interpolation, as numpy's default."""
-    s = sorted(values)
-    pos = (len(s) - 1) * q / 100
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
-
-
 def time_calls(fn, repeats: int, warmup: int = 2) -> dict:
     """Call fn() `warmup` times untimed, then `repeats` times: median/p95/min in milliseconds."""
     for _ in range(warmup):
@@ -123,7 +116,7 @@ def time_calls(fn, repeats: int, warmup: int = 2) -> dict:
         t = time.perf_counter()
         fn()
         times.append(1000 * (time.perf_counter() - t))
-    return {"median_ms": statistics.median(times), "p95_ms": percentile(times, 95),
+    return {"median_ms": statistics.median(times), "p95_ms": float(np.percentile(times, 95)),
             "min_ms": min(times), "runs": repeats}
 
 

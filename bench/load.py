@@ -19,15 +19,13 @@ Measured:
 
 The browser runs on the same machine as the server: on 2 cores, Chromium's rendering
 competes with the server for CPU, so the figures are an upper bound on what a remote
-browser would see. Server start code is shared with the browser tests
-(tests/browser/browser_helpers.py).
+browser would see. Server start code is shared with the browser tests (bench/server.py).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import math
 import os
 import random
 import shutil
@@ -39,9 +37,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from .server import CHROMIUM_ARGS, StreamlitServer
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "browser"))
-from browser_helpers import CHROMIUM_ARGS, StreamlitServer  # noqa: E402
 
 CANVAS = "[data-testid=stBidiComponentIsolated] canvas.upper-canvas"
 CLEAR_EVERY = 4            # strokes between presses of Clear (a full canvas has no digit)
@@ -103,11 +103,8 @@ class Round:
 
 
 def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (q in 0..100); None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered), max(1, math.ceil(q / 100 * len(ordered)))) - 1]
+    """Nearest-rank percentile (q in 0..100): a value that occurred; None for no values."""
+    return float(np.percentile(values, q, method="inverted_cdf")) if values else None
 
 
 def summary(values: list[float]) -> dict:

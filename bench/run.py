@@ -15,9 +15,6 @@ import time
 import traceback
 from pathlib import Path
 
-if __package__ in (None, ""):   # `python bench/run.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import torch
 
 from aecore.atomic import atomic_write_bytes

@@ -14,12 +14,13 @@ import aecore
 import ui
 from aecore import calibrate, jobs
 from aecore.models import describe_model, model_spec, recommended_lr
-from aecore.noise import NOISE_KINDS
+from aecore.noise import BLIND, NOISE_LABELS, TRAINING_NOISES
 from aecore.precision import PRECISION_HELP, PRECISIONS, bf16_units
 from aecore.trainer import LIMITS, ConfigError, TrainConfig, pick_device
 
-JOB, UPLOADED, D = "train_job", "train_uploaded", jobs.DEFAULTS
+JOB, UPLOADED, D = "train_job", "train_uploaded", ui.TRAIN_DEFAULTS
 SAVED = "train_saved_settings"   # the form's values, kept while the user is on other pages
+NOISE_NAMES = {"none": "none", **NOISE_LABELS, BLIND: "blind (every kind, random levels)"}
 
 
 def state_keys(model: str) -> dict:
@@ -55,7 +56,7 @@ def drop_invalid_settings() -> None:
     given = {name: ss[key] for name, key in keys.items() if key in ss}
     if given.get("noise") == "none":
         given["noise"] = None
-    for name, message in jobs.setting_errors(given).items():
+    for name, message in ui.train_setting_errors(given).items():
         st.error(f"Invalid training setting, reset to its default: {message}")
         del ss[keys[name]]
 
@@ -72,9 +73,12 @@ def settings_ui() -> tuple[str, int, TrainConfig]:
     lr = c2.number_input("Learning rate (Adam)", *LIMITS["lr"], value=recommended_lr(name), step=5e-4,
                          format="%g", key=state_keys(name)["lr"], help="Starts at the rate this architecture "
                          "trains well with; warmed up over the first steps, then decayed to 0 on a cosine.")
-    noise = c3.selectbox("Noise on the inputs (denoising)", ["none", *NOISE_KINDS], key="train_noise")
+    noise = c3.selectbox("Noise on the inputs (denoising)", ["none", *TRAINING_NOISES], key="train_noise",
+                         format_func=lambda k: NOISE_NAMES.get(k, k),
+                         help="A denoiser sees noisy digits and learns to give back the clean ones. Blind: "
+                              "every kind, each digit at a random level, so it never needs to be told which.")
     level = c3.slider("Noise level", 0.0, 1.0, D["noise_level"], key="train_noise_level",
-                      disabled=noise == "none")
+                      disabled=noise in ("none", BLIND))
     native = bf16_units(pick_device())
     auto = f"auto ({'bf16' if native else 'fp32'} here)"
     precision = c3.selectbox("Precision", PRECISIONS, key="train_precision", format_func=lambda p: auto
@@ -140,7 +144,7 @@ def under_a_minute() -> None:
         return
     rows = []
     for n in aecore.list_models():
-        d = jobs.defaults(n)
+        d = ui.train_defaults(n)
         config = TrainConfig(epochs=d["epochs"], batch_size=d["batch_size"], test_size=d["test_size"])
         seconds = throughput(n, d["code_size"], config.batch_size, config.precision, None).seconds(config)
         rows.append({"architecture": f"{n}-{d['code_size']}", "default run": f"{d['epochs']} ep, batch {d['batch_size']}",
@@ -190,8 +194,10 @@ def show_job(job: jobs.TrainingJob) -> None:
     if v.preview_recon is not None:
         if job.config.noise:
             st.image(strip(job.preview), caption="fixed test digits")
-        st.image(strip(job.preview_inputs), caption="input" + (f" with {job.config.noise} noise "
-                 f"{job.config.noise_level:g}" if job.config.noise else ": fixed test digits"))
+        st.image(strip(job.preview_inputs), caption="input" + (
+            " with every kind of noise at random levels" if job.config.noise == BLIND
+            else f" with {job.config.noise} noise {job.config.noise_level:g}" if job.config.noise
+            else ": fixed test digits"))
         st.image(strip(v.preview_recon), caption=f"reconstruction after epoch {v.preview_epoch}")
 
 

@@ -1,12 +1,9 @@
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parent.parent   # the repository (tests find files there, not aecore)
 
 torch.set_num_threads(2)
 

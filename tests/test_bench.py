@@ -9,10 +9,9 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
-import numpy as np
 import pytest
 
-from bench.common import Table, line_chart, percentile
+from bench.common import Table, line_chart
 from tests.conftest import ROOT
 
 DOCS = ROOT / "docs" / "BENCHMARKS.md"
@@ -95,14 +94,6 @@ def test_quick_mode_refuses_to_overwrite_the_docs(capsys):
         parse_args(["--quick", "--out", str(DOCS)])
     assert exit.value.code == 2 and "must not overwrite" in capsys.readouterr().err
     assert parse_args(["--quick"]).out != DOCS and parse_args([]).out == DOCS
-
-
-def test_percentile_matches_numpy():
-    rng = np.random.default_rng(0)
-    for n in (1, 2, 7, 100):
-        values = rng.normal(size=n).tolist()
-        for q in (0, 50, 95, 100):
-            assert percentile(values, q) == pytest.approx(np.percentile(values, q))
 
 
 def test_table_formats_cells_and_refuses_ragged_rows():

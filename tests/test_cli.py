@@ -94,7 +94,7 @@ def test_trainings_that_finish_together_keep_both_manifest_entries(tmp_path):
     """scripts/train-weights.sh runs two chains: their manifest updates must not race."""
     import json
     import threading
-    from aecore.cli import record_in_manifest
+    from aecore.manifest import record_in_manifest
     manifest, model = tmp_path / "manifest.json", aecore.create_model("simple", code_size=2)
     names = [f"m{i}.pt" for i in range(24)]
     for name in names:

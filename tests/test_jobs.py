@@ -209,15 +209,6 @@ def test_bad_settings_are_refused_with_a_message(data):
         make(data, epochs=0)
     with pytest.raises(ConfigError, match="multiple of 49"):
         TrainingJob("conv", TrainConfig(), code_size=32)
-    errors = jobs.setting_errors({"lr": 5.0, "noise": "fog", "model": "conv", "code_size": 32, "epochs": 3})
-    assert set(errors) == {"lr", "noise", "code_size"} and "49, 98, 196, 392" in errors["code_size"]
-
-
-def test_the_default_settings_are_valid_for_every_architecture():
-    for name in aecore.list_models():
-        d = jobs.defaults(name)
-        assert not jobs.setting_errors(d), name
-        assert d["code_size"] in jobs.code_sizes(name) and d["epochs"] >= 1
 
 
 def test_the_expected_time_comes_from_a_measured_run(data):

@@ -78,9 +78,9 @@ def test_every_checkpoint_the_train_page_makes_can_be_uploaded_again(config):
     """Train page: train, download, upload later. The largest model it offers must fit the
     server's cap, which must not exceed what aecore.load_checkpoint accepts."""
     import aecore
-    from aecore import jobs
     from aecore.checkpoint import MAX_BYTES, checkpoint_bytes
-    largest = max(len(checkpoint_bytes(aecore.create_model(name, code_size=max(jobs.code_sizes(name)))))
+    from aecore.models import model_spec
+    largest = max(len(checkpoint_bytes(aecore.create_model(name, code_size=max(model_spec(name).code_sizes))))
                   for name in aecore.list_models())
     assert largest <= config["server"]["maxUploadSize"] * 2**20 <= MAX_BYTES
 

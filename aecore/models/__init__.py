@@ -50,14 +50,14 @@ def register_model(name: str, builder, description: str, **spec) -> ModelSpec:
 
 
 # simple: one 784x32 layer each way is happy with large steps (1e-2 reaches a given test
-# MSE about 2.5x sooner than 2e-3, bench/train_speed.py); the deeper models are not.
-# epochs: the Train page's default run; each reaches PCA-32 quality (test MSE 0.0152) within
-# 30 s on one core of a 2-core machine (python -m bench --only precision).
+# MSE sooner than 2e-3: bench/train_speed.py); the deeper models are not.
+# epochs: the Train page's default run; each reaches PCA-32 quality (test MSE 0.0152) on one
+# core within the time docs/PRECISION.md measures (python -m bench --only precision).
 register_model("simple", DenseAutoencoder, "784 -> code (ReLU) -> 784 (sigmoid): the course model",
                lr=1e-2, epochs=5, hidden=(), code_activation="relu")
 register_model("deep", DenseAutoencoder, "fully connected 784-1000-500-250-code and back", epochs=2)
-# conv: at batch 128 and 2e-3 it sat at test MSE ~0.016 for a minute; 5e-3 on batches of 64 passes
-# PCA-32's 0.0152 within seconds (bench/precision.py)
+# conv: at batch 128 and 2e-3 it stalls above PCA-32's test MSE; 5e-3 on batches of 64 passes it
+# soon (bench/precision.py)
 register_model("conv", ConvAutoencoder, "conv + max-pool encoder, transpose-convolution decoder (the course model)",
                code_sizes=(49, 98, 196, 392), train_code_size=196, epochs=2, lr=5e-3, batch_size=64)
 register_model("conv_upsample", UpsampleConvAutoencoder,

@@ -4,9 +4,8 @@ A 2-D code can be plotted directly."""
 from __future__ import annotations
 
 import torch
-from torch.nn import functional as F
 
-from .base import Autoencoder, check_positive
+from .base import Autoencoder, bce_with_logits, check_positive
 from .conv import conv_encoder, upsample_decoder
 
 
@@ -41,7 +40,7 @@ class VAE(Autoencoder):
         mu, logvar = (t.float() for t in self.encode_stats(x))   # fp32 under a bf16 autocast too
         eps = torch.randn_like(mu) if generator is None else torch.randn(mu.shape, generator=generator).to(mu)
         logits = self.decoder(mu + eps * (0.5 * logvar).exp())
-        nll = F.binary_cross_entropy_with_logits(logits.float(), target, reduction="none").flatten(1).sum(1)
+        nll = bce_with_logits(logits, target, reduction="none").flatten(1).sum(1)
         kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
         return nll, kl, logits
 

@@ -18,11 +18,11 @@ from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
 import aecore
-from aecore import jobs
 from aecore.checkpoint import checkpoint_bytes, checkpoint_dict
 from aecore.models import recommended_lr
 from aecore.preprocess import FIT, to_mnist
 from aecore.shipped import shipped_models
+import ui
 from tests.conftest import ROOT
 
 DRAW, TRAIN = "pages/1_Draw.py", "pages/3_Train.py"
@@ -351,6 +351,6 @@ def test_settings_typed_into_the_url_change_nothing(usable):
     at.run()
     assert not at.exception and not at.error
     assert at.number_input(key="train_lr_simple").value == recommended_lr("simple")
-    assert at.number_input(key="train_epochs").value == jobs.DEFAULTS["epochs"]
-    assert at.number_input(key="train_batch_size").value == jobs.DEFAULTS["batch_size"]
-    assert at.selectbox(key="train_model").value == jobs.DEFAULTS["model"]
+    assert at.number_input(key="train_epochs").value == ui.TRAIN_DEFAULTS["epochs"]
+    assert at.number_input(key="train_batch_size").value == ui.TRAIN_DEFAULTS["batch_size"]
+    assert at.selectbox(key="train_model").value == ui.TRAIN_DEFAULTS["model"]

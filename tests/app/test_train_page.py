@@ -13,6 +13,7 @@ from aecore import jobs
 from aecore.checkpoint import checkpoint_bytes
 from aecore.models import model_spec
 from aecore.trainer import TrainConfig
+import ui
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.usefixtures("idle_scheduler")   # every test ends with no training left
@@ -221,5 +222,17 @@ def test_which_models_train_in_under_a_minute_is_measured_on_request(run_page):
     at.toggle(key="train_compare_all").set_value(True).run()
     [table] = at.dataframe
     rows = table.value
-    assert list(rows["architecture"]) == [f"{n}-{jobs.defaults(n)['code_size']}" for n in aecore.list_models()]
+    assert list(rows["architecture"]) == [f"{n}-{ui.train_defaults(n)['code_size']}" for n in aecore.list_models()]
     assert set(rows["under a minute"]) <= {"yes", "no"}
+
+
+def test_bad_settings_are_named_with_a_message():
+    errors = ui.train_setting_errors({"lr": 5.0, "noise": "fog", "model": "conv", "code_size": 32, "epochs": 3})
+    assert set(errors) == {"lr", "noise", "code_size"} and "49, 98, 196, 392" in errors["code_size"]
+
+
+def test_the_default_settings_are_valid_for_every_architecture():
+    for name in aecore.list_models():
+        d = ui.train_defaults(name)
+        assert not ui.train_setting_errors(d), name
+        assert d["code_size"] in model_spec(name).code_sizes and d["epochs"] >= 1
