@@ -56,10 +56,19 @@ def test_existing_output_is_not_overwritten_without_force(tmp_path):
 def test_evaluate_prints_a_table_of_the_shipped_models():
     r = cli("evaluate", "--test-size", "300")
     assert r.returncode == 0, r.stderr
-    lines = r.stdout.splitlines()
+    models, _, denoising = r.stdout.partition("\n\n")
+    lines = models.splitlines()
     assert lines[0].split()[:3] == ["model", "code", "bytes"]
     names = [line.split()[0] for line in lines[2:]]
     assert "simple-32" in names and "conv_upsample-32" in names
+    vae = next(line.split() for line in lines[2:] if line.startswith("vae-16 "))
+    assert float(vae[-1]) > 0          # a VAE's negative ELBO in nats; '-' for the others
+    assert next(line.split() for line in lines[2:] if line.startswith("simple-32 "))[-1] == "-"
+    # issue 10: each noise kind at its default level, with its classic baseline and every denoiser
+    for heading in ("Gaussian 0.5", "salt-and-pepper 0.3", "random erasing 0.25"):
+        assert heading in denoising
+    assert denoising.count("noisy input") == 3 and "inpainting (mask given)" in denoising
+    assert denoising.count("matched") >= 3
 
 
 def test_list_names_every_model():
