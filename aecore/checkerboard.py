@@ -54,7 +54,7 @@ import numpy as np
 
 from .checkpoint import CheckpointError
 from .latent import decode, encode_all
-from .models import create_model
+from .models import create_model, in_batches
 
 # the study's decoders (aecore.models.conv `upsample` values), worst to best as the eye sees them
 STUDY = {"transpose3": "transposed convolution, kernel 3, stride 2: uneven overlap",
@@ -246,7 +246,7 @@ def study_models(weights: Path) -> tuple[dict, list[str]]:
 def trained_report(model, images: torch.Tensor, batch: int = 1000) -> dict:
     """A trained model on `images` (N,1,28,28): mse, phase ratio and grid ratio (2x2
     blocks) of its reconstructions."""
-    recon = torch.cat([model.reconstruct(x) for x in images.split(batch)])[:, 0]
+    recon = in_batches(model.reconstruct, images, batch)[:, 0]
     return {"mse": (recon - images[:, 0]).pow(2).mean().item(), "phase": phase_ratio(recon),
             "grid": grid_ratio_of(recon, 2), "images": len(images)}
 

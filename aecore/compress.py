@@ -33,6 +33,7 @@ from . import metrics
 from .atomic import atomic_write_bytes
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import load_mnist
+from .models import in_batches
 from .paths import docs_dir
 from .preprocess import ImageError, load_image, to_mnist
 from .shipped import shipped_models
@@ -42,7 +43,6 @@ CODECS = {"zlib": 1, "lzma": 2}
 _FIXED = struct.Struct("<4sBBBBIHH")      # magic .. meta_len: 16 bytes
 _LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
 MAX_BITS = 16
-BATCH = 1000                              # images per encode/decode call
 MAX_SYMBOL_BYTES = 2 ** 30                # decoded symbols we are willing to hold
 
 
@@ -186,13 +186,13 @@ def check_model(packed: Packed, model, label: str = "file") -> None:
 @torch.no_grad()
 def encode_images(model, images: torch.Tensor) -> torch.Tensor:
     """(N,1,28,28) -> codes (N, code_size), in batches (VAE: the mean)."""
-    return torch.cat([model.encode(x) for x in images.split(BATCH)])
+    return in_batches(model.encode, images)
 
 
 @torch.no_grad()
 def decode_codes(model, codes: torch.Tensor) -> torch.Tensor:
     """codes (N, code_size) -> images (N,1,28,28) in [0,1], in batches."""
-    return torch.cat([model.decode(z).clamp(0, 1) for z in codes.split(BATCH)])
+    return in_batches(model.decode, codes).clamp(0, 1)
 
 
 def compress_images(model, images: torch.Tensor, bits: int = 8, codec: str = "auto") -> bytes:

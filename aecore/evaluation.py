@@ -41,6 +41,11 @@ def score(estimate: torch.Tensor, clean: torch.Tensor, names=IMAGE_METRICS) -> d
     return {name: getattr(_metrics, name)(estimate, clean) for name in names}
 
 
+def mean_scores(estimate: torch.Tensor, clean: torch.Tensor, names=IMAGE_METRICS) -> dict[str, float]:
+    """The batch means of `score`: {name: float}."""
+    return {name: values.mean().item() for name, values in score(estimate, clean, names).items()}
+
+
 @torch.no_grad()
 def evaluate(method, images: torch.Tensor, *, noise: str | None = None, level: float = 0.0,
              seed: int | torch.Generator = 0, metrics=IMAGE_METRICS, objective: str = "bce",

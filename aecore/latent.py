@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .models import can_sample
+from .models import can_sample, in_batches
 
 PROJECTIONS = ("pca", "tsne")
 TSNE_POINTS = 2000    # t-SNE is O(N log N) per step but slow on 2 cores: a subset suffices
@@ -24,7 +24,7 @@ class LatentError(ValueError):
 @torch.no_grad()
 def encode_all(model, images: torch.Tensor, batch: int = 1000) -> torch.Tensor:
     """(N,1,28,28) -> (N,code_size) codes (the mean for a VAE), in batches."""
-    return torch.cat([model.encode(x) for x in images.split(batch)]).float()
+    return in_batches(model.encode, images, batch).float()
 
 
 @torch.no_grad()

@@ -8,17 +8,11 @@ from __future__ import annotations
 import functools
 
 import torch
-from torch.nn import functional as F
 
 
 def mse(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-pixel mean squared error of each image, (B,)."""
     return (recon - target).pow(2).flatten(1).mean(1)
-
-
-def bce(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-pixel binary cross-entropy of each image, (B,)."""
-    return F.binary_cross_entropy(recon.clamp(1e-6, 1 - 1e-6), target, reduction="none").flatten(1).mean(1)
 
 
 def psnr(recon: torch.Tensor, target: torch.Tensor, max_mse_floor: float = 1e-10) -> torch.Tensor:
@@ -76,10 +70,3 @@ def ssim(recon: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> 
     c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
     ssim_map = ((2 * mu_xy + c1) * (2 * cov + c2)) / ((mu_xx + mu_yy + c1) * (var_x + var_y + c2))
     return ssim_map.flatten(1).mean(1)
-
-
-@torch.no_grad()
-def summarize(recon: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """Means over the batch: {'mse', 'psnr', 'ssim', 'bce'}."""
-    return {"mse": mse(recon, target).mean().item(), "psnr": psnr(recon, target).mean().item(),
-            "ssim": ssim(recon, target).mean().item(), "bce": bce(recon, target).mean().item()}

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .metrics import mse
+from .models import in_batches
+
 # Best separation of digits from non-digits first (see the module docstring).
 PREFERRED_MODELS = ("deep-32", "simple-32", "vae-16")
 # Percentile cut-offs of the verdicts: heuristics, one in ten digits scores above the first.
@@ -51,8 +54,7 @@ def pick_model(names) -> tuple[str | None, bool]:
 def errors(model, images: torch.Tensor, batch: int = 1000) -> np.ndarray:
     """Per-image MSE of `model.reconstruct` on (N,1,28,28) images -> (N,) float64."""
     model.eval()
-    out = [((model.reconstruct(x).clamp(0, 1) - x) ** 2).mean((1, 2, 3)) for x in images.split(batch)]
-    return torch.cat(out).double().numpy()
+    return mse(in_batches(model.reconstruct, images, batch).clamp(0, 1), images).double().numpy()
 
 
 def reference_errors(model, images: torch.Tensor) -> np.ndarray:

@@ -18,14 +18,16 @@ from pathlib import Path
 import torch
 
 import aecore
-from aecore import baselines, metrics
+from aecore import baselines
+from aecore.evaluation import mean_scores
+from aecore.paths import docs_dir
 from aecore.atomic import atomic_write_bytes
 from aecore.compress import decode_codes, encode_images, pack_codes, unpack
 from aecore.shipped import shipped_models
 
 from .common import Table, environment
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = docs_dir()
 FULL = dict(bits=(4, 6, 8), pca_extra=(8, 64), jpeg=(5, 10, 25, 50, 75, 90),
             webp=(0, 1, 2, 3, 5, 10, 25, 50, 75, 90))
 QUICK = dict(bits=(4, 8), pca_extra=(), jpeg=(10, 50), webp=(0, 10, 50))
@@ -34,8 +36,7 @@ NAMES = {"png": "PNG", "jpeg": "JPEG", "webp": "WebP"}
 
 
 def quality(decoded: torch.Tensor, images: torch.Tensor) -> dict:
-    return {"psnr": metrics.psnr(decoded, images).mean().item(),
-            "ssim": metrics.ssim(decoded, images).mean().item()}
+    return mean_scores(decoded, images, ("psnr", "ssim"))
 
 
 def code_rows(model, label: str, family: str, images: torch.Tensor, bits: tuple) -> list[dict]:

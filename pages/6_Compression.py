@@ -5,7 +5,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import ui
-from aecore import compress, metrics
+from aecore import compress
+from aecore.evaluation import mean_scores
 from aecore.metric_help import tooltip
 
 DASH = {"autoencoder": "solid", "pca": "dot", "image codec": "dash"}
@@ -82,7 +83,7 @@ count = c3.slider("Test digits", 10, 2000, 500, step=10, help="the first N of th
 model, images = models[label], ui.test_set()[0][:count]
 data = compress.compress_images(model, images, bits)
 decoded = compress.decompress_bytes(data, model)
-quality = metrics.summarize(decoded, images)
+quality = mean_scores(decoded, images)
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("File size", f"{len(data):,} bytes")
 m2.metric("Bytes per image", f"{len(data) / count:.1f}", help="the header (model fingerprint, code ranges) "

@@ -10,7 +10,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .base import Autoencoder
+from .base import Autoencoder, in_batches
 from .conv import ConvAutoencoder, UpsampleConvAutoencoder
 from .dense import DenseAutoencoder
 from .vae import VAE
@@ -116,5 +116,5 @@ def create_model(name: str, **config) -> Autoencoder:
     return model.eval()
 
 
-__all__ = ["Autoencoder", "ModelSpec", "can_sample", "create_model", "list_models", "model_spec", "model_options",
+__all__ = ["Autoencoder", "in_batches", "ModelSpec", "can_sample", "create_model", "list_models", "model_spec", "model_options",
            "describe_model", "recommended_lr", "register_model", "UnknownModelError"]

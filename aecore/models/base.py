@@ -77,6 +77,16 @@ def bce_with_logits(logits: torch.Tensor, target: torch.Tensor, reduction: str =
     return loss if reduction == "none" else loss.mean() if reduction == "mean" else loss.sum()
 
 
+BATCH = 1000   # images per call when a whole set goes through a model
+
+
+@torch.no_grad()
+def in_batches(fn, items: torch.Tensor, batch: int = BATCH) -> torch.Tensor:
+    """fn applied to `items` `batch` at a time, concatenated: how a whole set of images or
+    codes goes through encode, decode or reconstruct without one huge allocation."""
+    return torch.cat([fn(chunk) for chunk in items.split(batch)])
+
+
 def check_positive(**values: int) -> None:
     for name, value in values.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
