@@ -26,6 +26,14 @@ def metrics(entry: dict) -> dict:
     return entry.get("metrics") or {}
 
 
+def trained_for(m: dict) -> str:
+    if not m.get("noise"):
+        return "reconstruction"
+    if m["noise"] == "blind":   # aecore.noise.BLIND, spelled out: this page does not import torch
+        return "denoising, blind: every kind at random levels"
+    return f"denoising {m['noise']} {m.get('noise_level', 0):g}"
+
+
 def best_example(entries: list[dict], problems: dict) -> tuple | None:
     """(name, input, code, reconstruction) of the best plain (not denoising) model, as the
     manifest records it; computed from the model, which loads torch, only for a manifest
@@ -101,8 +109,7 @@ if entries:
     st.subheader("Shipped models (full MNIST test set, 10,000 digits)")
     st.dataframe(
         [{"model": e["file"].removesuffix(".pt"), "architecture": e.get("model"), "code size": e.get("code_size"),
-          "trained for": (f"denoising {metrics(e)['noise']} {metrics(e).get('noise_level', 0):g}"
-                          if metrics(e).get("noise") else "reconstruction"),
+          "trained for": trained_for(metrics(e)),
           "MSE": round(metrics(e).get("mse", float("nan")), 5), "PSNR dB": round(metrics(e).get("psnr", float("nan")), 2),
           "SSIM": round(metrics(e).get("ssim", float("nan")), 3),
           "−ELBO nats": round(metrics(e)["nelbo"], 1) if metrics(e).get("nelbo") is not None else None,
