@@ -12,6 +12,7 @@ import functools
 import gzip
 import hashlib
 import importlib.util
+import json
 import os
 import pickle
 import tempfile
@@ -125,11 +126,63 @@ def _read_idx(path: Path, count: int, image: bool) -> np.ndarray:
     return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
 
 
+STAMPS = "verified.json"   # in cache_dir(): files whose hash matched, so later processes skip hashing
+_checked: dict[str, list[int]] = {}   # this process's: path -> identity when its hash matched
+
+
 def _verified(folder: Path, split: str) -> bool:
-    return all((folder / n).is_file() and _sha256(folder / n) == SHA256[n] for n in SPLITS[split][:2])
+    return all(_matches_reference(folder / n) for n in SPLITS[split][:2])
 
 
-@functools.lru_cache(maxsize=None)
+def _identity(path: Path) -> list[int] | None:
+    """What changes whenever a file's bytes may have: size, modification time, and the
+    inode and its change time (ctime moves on any write and cannot be set back, unlike
+    mtime). None if the file is missing."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def _matches_reference(path: Path) -> bool:
+    """`path` holds the standard MNIST file of its name: its sha256 matches, or a stamp says
+    it matched while the file had this identity (hashing 55 MB is a tenth of a second of
+    every process that loads MNIST; a stat is not)."""
+    identity = _identity(path)
+    if identity is None:
+        return False
+    key, expected = str(path.absolute()), SHA256[path.name]
+    if _checked.get(key) == identity or _read_stamps().get(key) == {"identity": identity, "sha256": expected}:
+        _checked[key] = identity
+        return True
+    if _sha256(path) != expected:
+        return False
+    _checked[key] = identity
+    _stamp(key, {"identity": identity, "sha256": expected})
+    return True
+
+
+def _read_stamps() -> dict:
+    try:
+        stamps = json.loads((cache_dir() / STAMPS).read_text())
+    except (OSError, ValueError):   # none yet, unreadable or garbled: hash again
+        return {}
+    return stamps if isinstance(stamps, dict) else {}
+
+
+def _stamp(key: str, entry: dict) -> None:
+    """Record `entry` for `key`, dropping entries of files that have changed or gone;
+    best effort (an unwritable cache means hashing again next time)."""
+    stamps = {k: v for k, v in _read_stamps().items()
+              if isinstance(v, dict) and v.get("identity") == _identity(Path(k))}
+    stamps[key] = entry
+    try:
+        atomic_write_bytes(cache_dir() / STAMPS, json.dumps(stamps, indent=1).encode())
+    except WriteError:
+        pass
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -139,7 +192,6 @@ def ensure_mnist(root: Path | None = None) -> Path:
     folder = raw_dir(root)
     if all(_verified(folder, s) for s in SPLITS):
         return folder
-    _sha256.cache_clear()
     try:
         convert(root=root)
     except WriteError:

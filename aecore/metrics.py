@@ -50,23 +50,33 @@ def _window_matrix(n: int, sigma: float) -> torch.Tensor:
     return m
 
 
+SSIM_CHUNK = 128   # images filtered together: the five filtered maps of a chunk stay in the CPU's cache
+
+
 def ssim(recon: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """Structural similarity of each image (B,C,H,W) -> (B,): Gaussian window (sigma 1.5,
     11x11), K1 0.01, K2 0.03, reflect padding, the mean of the SSIM map over the image;
-    torchmetrics' `structural_similarity_index_measure` with `data_range` and its defaults."""
+    torchmetrics' `structural_similarity_index_measure` with `data_range` and its defaults.
+    Computed SSIM_CHUNK images at a time; each image's value does not depend on the others."""
     if recon.shape != target.shape or recon.ndim != 4:
         raise ValueError(f"ssim needs two (B,C,H,W) batches of one shape, got {tuple(recon.shape)} "
                          f"and {tuple(target.shape)}")
     x, y = recon.float(), target.float()
     rows = _window_matrix(x.shape[2], SSIM_SIGMA).to(x)
-    cols = _window_matrix(x.shape[3], SSIM_SIGMA).to(x)
+    cols_t = _window_matrix(x.shape[3], SSIM_SIGMA).to(x).t()
+    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
+    if len(x) <= SSIM_CHUNK:
+        return _ssim(x, y, rows, cols_t, c1, c2)
+    return torch.cat([_ssim(a, b, rows, cols_t, c1, c2) for a, b in zip(x.split(SSIM_CHUNK), y.split(SSIM_CHUNK))])
+
+
+def _ssim(x, y, rows, cols_t, c1, c2) -> torch.Tensor:
     # local means and second moments, filtered together: (5B, C, H, W)
-    stats = (rows @ torch.cat((x, y, x * x, y * y, x * y)) @ cols.t()).split(len(x))
+    stats = (rows @ torch.cat((x, y, x * x, y * y, x * y)) @ cols_t).split(len(x))
     mu_x, mu_y = stats[0], stats[1]
     mu_xx, mu_yy, mu_xy = mu_x.pow(2), mu_y.pow(2), mu_x * mu_y
     var_x = (stats[2] - mu_xx).clamp_min(0.0)
     var_y = (stats[3] - mu_yy).clamp_min(0.0)
     cov = stats[4] - mu_xy
-    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
     ssim_map = ((2 * mu_xy + c1) * (2 * cov + c2)) / ((mu_xx + mu_yy + c1) * (var_x + var_y + c2))
     return ssim_map.flatten(1).mean(1)

@@ -1,7 +1,9 @@
 import gzip
+import json
 import os
 import pickle
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -50,7 +52,6 @@ def test_corrupt_cache_is_detected_and_rebuilt(tmp_path):
     blob = bytearray(target.read_bytes())
     blob[5000] ^= 0xFF
     target.write_bytes(bytes(blob))
-    data._sha256.cache_clear()
     data.ensure_mnist(tmp_path)
     assert data._sha256(target) == data.SHA256[target.name]
 
@@ -59,7 +60,6 @@ def test_half_written_cache_is_rebuilt(tmp_path):
     shutil.copytree(data.raw_dir(), tmp_path / "MNIST" / "raw")
     target = tmp_path / "MNIST" / "raw" / "train-labels-idx1-ubyte"
     target.write_bytes(target.read_bytes()[:1000])  # an interrupted non-atomic write
-    data._sha256.cache_clear()
     data.ensure_mnist(tmp_path)
     assert target.stat().st_size == 60008
 
@@ -120,7 +120,70 @@ def test_unwritable_cache_falls_back_to_the_temp_folder(tmp_path, monkeypatch):
     blocker.write_bytes(b"")
     monkeypatch.setenv(data.CACHE_ENV, str(blocker / "cache"))  # cannot create a folder in a file
     monkeypatch.setattr(data.tempfile, "tempdir", str(tmp_path / "tmp"))
-    data._sha256.cache_clear()
     folder = data.ensure_mnist()
     assert folder == tmp_path / "tmp" / "aecore" / "MNIST" / "raw"
     assert data._read_idx(folder / "t10k-labels-idx1-ubyte", 10000, False).shape == (10000,)
+
+
+@pytest.fixture
+def stamped_copy(tmp_path, monkeypatch):
+    """A copy of the cache under tmp_path/data whose files have been hashed once, stamps in
+    tmp_path/cache; returns (root, a list that records each file hashed from then on)."""
+    root = tmp_path / "data"
+    shutil.copytree(data.raw_dir(), data.raw_dir(root))
+    monkeypatch.setenv(data.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(data, "_checked", {})
+    hashed, real = [], data._sha256
+    monkeypatch.setattr(data, "_sha256", lambda path: hashed.append(path.name) or real(path))  # a spy: it hashes
+    data.ensure_mnist(root)
+    assert sorted(hashed) == sorted(data.SHA256)
+    stamps = json.loads((tmp_path / "cache" / data.STAMPS).read_text())
+    assert sorted(stamps) == sorted(str(data.raw_dir(root).absolute() / n) for n in data.SHA256)
+    hashed.clear()
+    monkeypatch.setattr(data, "_checked", {})   # as a new process
+    return root, hashed
+
+
+def test_stamped_files_are_not_hashed_again(stamped_copy):
+    root, hashed = stamped_copy
+    assert data.ensure_mnist(root) == data.raw_dir(root) and hashed == []
+    x, _ = data.load_mnist("test", root=root)
+    assert len(x) == 10000 and hashed == []
+
+
+@pytest.mark.parametrize("new_process", [True, False])
+def test_a_file_changed_in_place_after_its_stamp_is_hashed_and_rebuilt(stamped_copy, monkeypatch, new_process):
+    root, hashed = stamped_copy
+    if not new_process:
+        data.ensure_mnist(root)   # this process has checked the files too
+    target = data.raw_dir(root) / "t10k-images-idx3-ubyte"
+    before = target.stat()
+    time.sleep(0.05)   # the kernel's file clock ticks every few milliseconds
+    blob = bytearray(target.read_bytes())
+    blob[5000] ^= 0xFF
+    with open(target, "r+b") as f:   # same inode, same size ...
+        f.write(blob)
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))   # ... and the old mtime: only ctime tells
+    assert target.stat().st_ctime_ns != before.st_ctime_ns
+    if new_process:
+        monkeypatch.setattr(data, "_checked", {})
+    data.ensure_mnist(root)
+    assert "t10k-images-idx3-ubyte" in hashed
+    assert data._sha256(target) == data.SHA256[target.name]
+
+
+def test_a_stamp_with_another_hash_or_garbled_is_not_trusted(stamped_copy, tmp_path):
+    root, hashed = stamped_copy
+    path = tmp_path / "cache" / data.STAMPS
+    stamps = json.loads(path.read_text())
+    key = str(data.raw_dir(root).absolute() / "t10k-labels-idx1-ubyte")
+    stamps[key]["sha256"] = data.SHA256["train-labels-idx1-ubyte"]
+    path.write_text(json.dumps(stamps))
+    data.ensure_mnist(root)
+    assert hashed == ["t10k-labels-idx1-ubyte"]
+    assert json.loads(path.read_text())[key]["sha256"] == data.SHA256["t10k-labels-idx1-ubyte"]   # rewritten
+    hashed.clear()
+    data._checked.clear()
+    path.write_text("{not json")
+    data.ensure_mnist(root)
+    assert sorted(hashed) == sorted(data.SHA256)

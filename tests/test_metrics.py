@@ -45,3 +45,15 @@ def test_ssim_of_an_image_with_itself_is_one_and_falls_with_noise(mnist_test):
 def test_ssim_refuses_mismatched_shapes():
     with pytest.raises(ValueError, match="one shape"):
         metrics.ssim(torch.zeros(2, 1, 28, 28), torch.zeros(3, 1, 28, 28))
+
+
+def test_ssim_in_chunks_gives_each_image_its_own_value(mnist_test):
+    """A batch longer than SSIM_CHUNK (and not a multiple of it) is scored in pieces: every
+    image gets exactly the value it gets alone, and the values stay in order."""
+    clean = mnist_test[0][: 2 * metrics.SSIM_CHUNK + 45]
+    other = torch.nn.functional.avg_pool2d(clean, 3, 1, 1)
+    whole = metrics.ssim(other, clean)
+    assert whole.shape == (len(clean),)
+    for i in (0, metrics.SSIM_CHUNK - 1, metrics.SSIM_CHUNK, len(clean) - 1):
+        assert whole[i] == metrics.ssim(other[i: i + 1], clean[i: i + 1])[0]
+    torch.testing.assert_close(whole, reference(other, clean), atol=1e-5, rtol=0)
