@@ -36,11 +36,16 @@ class ConvAutoencoder(Autoencoder):
             nn.ConvTranspose2d(16, 1, 2, stride=2))                       # (B,1,28,28) logits
 
 
-def conv_encoder(width: int, code_size: int) -> nn.Sequential:
-    """(B,1,28,28) -> (B,code_size): two strided convolutions, then a linear layer."""
+def conv_encoder(width: int, code_size: int, convs: int = 1) -> nn.Sequential:
+    """(B,1,28,28) -> (B,code_size): two strided convolutions, each followed by `convs` - 1
+    more 3x3 convolutions at its resolution (more nonlinear steps before the code: what a
+    denoiser of heavy noise needs), then a linear layer."""
+    if not isinstance(convs, int) or isinstance(convs, bool) or not 1 <= convs <= 4:
+        raise ValueError(f"encoder_convs must be a whole number from 1 to 4, got {convs!r}")
+    extra = lambda c: [m for _ in range(convs - 1) for m in (nn.Conv2d(c, c, 3, padding=1), nn.ReLU())]
     return nn.Sequential(
-        nn.Conv2d(1, width, 3, stride=2, padding=1), nn.ReLU(),              # (B,w,14,14)
-        nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),      # (B,2w,7,7)
+        nn.Conv2d(1, width, 3, stride=2, padding=1), nn.ReLU(), *extra(width),              # (B,w,14,14)
+        nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(), *extra(2 * width),  # (B,2w,7,7)
         nn.Flatten(), nn.Linear(2 * width * 49, code_size))
 
 
@@ -86,12 +91,13 @@ def upsample_decoder(width: int, code_size: int, mode: str = "nearest", upsample
 
 class UpsampleConvAutoencoder(Autoencoder):
     """Strided-conv encoder to a dense code of any size; upsample + conv decoder
-    (`upsample`: "resize", or "transpose2|3|4" for a transposed convolution of that kernel)."""
+    (`upsample`: "resize", or "transpose2|3|4" for a transposed convolution of that kernel;
+    `encoder_convs`: 3x3 convolutions per resolution in the encoder)."""
 
     def __init__(self, *, code_size: int = 32, width: int = 24, mode: str = "nearest",
-                 upsample: str = "resize"):
+                 upsample: str = "resize", encoder_convs: int = 1):
         super().__init__()
         check_positive(code_size=code_size, width=width)
         self.code_size = code_size
-        self.encoder = conv_encoder(width, code_size)
+        self.encoder = conv_encoder(width, code_size, encoder_convs)
         self.decoder = upsample_decoder(width, code_size, mode, upsample)
