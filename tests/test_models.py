@@ -67,6 +67,8 @@ def test_unknown_option_names_the_valid_ones():
     ("conv", {"code_size": 50}, "multiple of 49"),
     ("conv_upsample", {"mode": "cubic"}, "mode must be"),
     ("vae", {"beta": -1}, "beta must be"),
+    ("conv_upsample", {"encoder_convs": 0}, "encoder_convs must be a whole number from 1 to 4"),
+    ("conv_upsample", {"encoder_convs": 2.5}, "encoder_convs must be a whole number from 1 to 4"),
 ])
 def test_bad_config_is_refused(name, config, message):
     with pytest.raises(ValueError, match=message):
@@ -90,3 +92,12 @@ def test_vae_samples_are_images():
     assert samples.shape == (5, 1, 28, 28) and 0 <= samples.min() and samples.max() <= 1
     again = vae.sample(5, torch.Generator().manual_seed(0))
     assert torch.equal(samples, again)
+
+
+def test_encoder_convs_adds_convolutions_at_each_resolution():
+    from torch import nn
+    convs = lambda m: sum(isinstance(layer, nn.Conv2d) for layer in m.encoder)
+    one, three = (aecore.create_model("conv_upsample", code_size=16, width=8, encoder_convs=k) for k in (1, 3))
+    assert (convs(one), convs(three)) == (2, 6)
+    x = torch.rand(4, 1, 28, 28)
+    assert three.encode(x).shape == (4, 16) and three.reconstruct(x).shape == x.shape
