@@ -15,7 +15,8 @@ chain_a() {
   train --model conv_upsample --code-size 32 --option width=48 --epochs 40 --out weights/conv_upsample-32.pt
 }
 chain_b() {
-  train --model conv_upsample --code-size 128 --option width=32 --epochs 30 --noise gaussian --noise-level 0.5 --out weights/denoiser-gaussian-128.pt
+  # two 3x3 convolutions per resolution in the encoder: a little more for heavy noise
+  train --model conv_upsample --code-size 128 --option width=32 --option encoder_convs=2 --epochs 25 --noise gaussian --noise-level 0.5 --out weights/denoiser-gaussian-128d.pt
   train --model vae2d --code-size 2 --epochs 8 --out weights/vae2d-2.pt
   # issue 10: negative ELBO <= 95 nats per test digit
   train --model vae --code-size 16 --option width=32 --epochs 30 --out weights/vae-16.pt
