@@ -12,12 +12,11 @@ import torch
 
 from . import metrics as _metrics
 from .models import can_sample
-from .noise import corrupt
+from .noise import BLIND, corrupt
 
 IMAGE_METRICS = ("mse", "psnr", "ssim")   # compare an estimate with the clean image
 METRICS = (*IMAGE_METRICS, "nelbo", "loss")
 ALL_METRICS = (*IMAGE_METRICS, "nelbo")   # what a checkpoint and `python -m aecore evaluate` report
-UNITS = {"mse": "per pixel", "psnr": "dB", "ssim": "", "nelbo": "nats per digit", "loss": "the training objective"}
 
 
 class MethodError(ValueError):
@@ -104,7 +103,8 @@ def format_table(rows: list[dict]) -> str:
             f"{'SSIM':>6s} {'-ELBO nats':>10s}")
     lines = [head, "-" * len(head)]
     for r in rows:
-        noise = f"{r['noise']} {r['noise_level']:g}" if r.get("noise") else "-"
+        noise = ("-" if not r.get("noise") else "blind (a mix)" if r["noise"] == BLIND
+                 else f"{r['noise']} {r['noise_level']:g}")
         nelbo = f"{r['nelbo']:10.2f}" if r.get("nelbo") is not None else f"{'-':>10s}"
         lines.append(f"{r['name'][:28]:28s} {r['code_size']:5d} {4 * r['code_size']:6d} {noise:>17s} "
                      f"{r['mse']:8.5f} {r['psnr']:8.2f} {r['ssim']:6.3f} {nelbo}")
