@@ -73,7 +73,8 @@ def test_draw_page_on_a_phone(streamlit_server, phone):
     assert len(xs) >= 2                                                # side by side, not one column
     width, height = page.evaluate(PAGE_SIZE)
     print(f"\n[phone] Draw page {width}x{height} px")
-    assert width <= 390 and height < 2500
+    # the page grows with the shipped models (10 since issue 10's denoisers: 2,632 px)
+    assert width <= 390 and height < 2800
     screenshot(page, "draw-phone", full_page=True)
 
 
