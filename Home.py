@@ -20,6 +20,7 @@ import streamlit as st
 from aecore import manifest
 from aecore.metric_help import explanation, tooltip
 from aecore.errors import CheckpointError
+from aecore.noise_kinds import BLIND
 
 
 def metrics(entry: dict) -> dict:
@@ -29,7 +30,7 @@ def metrics(entry: dict) -> dict:
 def trained_for(m: dict) -> str:
     if not m.get("noise"):
         return "reconstruction"
-    if m["noise"] == "blind":   # aecore.noise.BLIND, spelled out: this page does not import torch
+    if m["noise"] == BLIND:
         return "denoising, blind: every kind at random levels"
     return f"denoising {m['noise']} {m.get('noise_level', 0):g}"
 

@@ -4,21 +4,10 @@ from __future__ import annotations
 
 import torch
 
-NOISE_KINDS = ("gaussian", "salt_pepper", "erasing")
-NOISE_LABELS = {"gaussian": "Gaussian", "salt_pepper": "salt-and-pepper", "erasing": "random erasing"}
-# Level range per kind: (max, slider step, default). Beyond these maxima the digits are gone;
-# the defaults are the levels the shipped denoisers are measured at (`python -m aecore evaluate`).
-LEVEL_RANGE = {"gaussian": (1.0, 0.05, 0.5), "salt_pepper": (0.6, 0.02, 0.3), "erasing": (0.5, 0.02, 0.25)}
-# A *blind* denoiser is trained on every kind at once: each image gets a kind drawn at random
-# and a level drawn uniformly up to that kind's maximum, so it never needs to be told either.
-BLIND = "blind"
-TRAINING_NOISES = (*NOISE_KINDS, BLIND)   # what a denoiser can be trained on
-LEVEL_HELP = {
-    "gaussian": "standard deviation of the added noise (pixels in [0,1])",
-    "salt_pepper": "fraction of pixels set to black or white",
-    "erasing": "fraction of the image area covered by one erased rectangle",
-}
+from .noise_kinds import BLIND, LEVEL_HELP, LEVEL_RANGE, NOISE_KINDS, NOISE_LABELS, TRAINING_NOISES
 
+__all__ = ["BLIND", "LEVEL_HELP", "LEVEL_RANGE", "NOISE_KINDS", "NOISE_LABELS", "TRAINING_NOISES",
+           "add_noise", "corrupt", "check_level", "erased_mask"]
 
 Level = float | torch.Tensor   # one level for the batch, or one per image (B,)
 
@@ -100,21 +89,20 @@ def check_level(kind: str, level: float) -> float:
 def add_noise(x: torch.Tensor, kind: str, level: float, seed: int | torch.Generator = 0) -> torch.Tensor:
     """Corrupt a batch (B,1,28,28) in [0,1]. `seed` is an int or a Generator to draw from.
     `kind` BLIND draws a kind and a level per image and ignores `level`."""
-    level = check_level(kind, level)
-    g = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(int(seed))
-    return blind(x, g) if kind == BLIND else _FUNCS[kind](x, level, g)
+    check_level(kind, level)   # a kind is required here (None is refused)
+    return corrupt(x, kind, level, seed)[0]
 
 
 def corrupt(clean: torch.Tensor, kind: str | None, level: float, seed: int | torch.Generator = 0
             ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(noisy batch, erased mask): the mask (B,1,H,W) says which pixels random erasing set
     to 0, for methods that are told (inpainting); None for the other kinds. No noise:
-    a copy of `clean`. Draws exactly what `add_noise` draws."""
+    a copy of `clean`."""
     if kind is None:
         return clean.clone(), None
-    if kind != "erasing":
-        return add_noise(clean, kind, level, seed), None
     level = check_level(kind, level)
     g = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(int(seed))
-    mask = erased_mask(clean, level, g)
-    return clean.masked_fill(mask, 0.0), mask
+    if kind == "erasing":
+        mask = erased_mask(clean, level, g)
+        return clean.masked_fill(mask, 0.0), mask
+    return (blind(clean, g) if kind == BLIND else _FUNCS[kind](clean, level, g)), None

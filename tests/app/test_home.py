@@ -17,7 +17,7 @@ def test_home_renders_the_shipped_models(run_page):
     assert list(table["model"]) == [e["file"].removesuffix(".pt") for e in manifest]
     assert list(table["MSE"]) == [round(e["metrics"]["mse"], 5) for e in manifest]
     from aecore.noise import BLIND
-    for row, e in zip(table["trained for"], manifest):   # Home spells BLIND out (no torch import)
+    for row, e in zip(table["trained for"], manifest):   # Home reads BLIND from the torch-free aecore.noise_kinds
         if e["metrics"]["noise"] == BLIND:
             assert row == "denoising, blind: every kind at random levels"
     # issue 10: a VAE's negative ELBO in nats, from its recorded metrics; nothing for the others
