@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import json
 import shlex
 import sys
@@ -14,18 +13,16 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
 from .atomic import WriteError
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, trained_noise
-from .data import DataError, load_mnist
+from .data import SPLITS, DataError, load_mnist
 from .evaluation import ALL_METRICS, evaluate, format_table
-from .fastimport import eager_optimizers
 from .manifest import read_manifest_file, record_in_manifest
 from .models import UnknownModelError, create_model, describe_model, list_models, model_options, recommended_lr
 from .noise import BLIND, LEVEL_RANGE, TRAINING_NOISES
 from .shipped import make_example
 from .precision import PRECISION_HELP, PRECISIONS, resolve_precision
-from .trainer import INTEGERS, LIMITS, ConfigError, TrainConfig, TrainingDiverged, pick_device, train
+from .trainer import INTEGERS, LIMITS, ConfigError, TrainConfig, TrainingDiverged, pick_device
 
 class CLIError(Exception):
     pass
@@ -86,41 +83,45 @@ def cmd_prepare_data(args) -> int:
 
 
 def cmd_train(args) -> int:
-    config = {k: parse_value(v) for k, v in (_split_option(o) for o in args.option)}
-    if args.code_size is not None:
-        config["code_size"] = args.code_size
-    tc = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-                        if hasattr(args, f.name)}).validate()
+    from .trial import build_model, fit, training_record
+    options = model_options_from_args(args)
+    tc = train_config_from_args(args)
     out = Path(args.out)
     if out.exists() and not args.force:
         raise CLIError(f"{out} exists; pass --force to replace it")
     if args.manifest:
         read_manifest_file(Path(args.manifest))  # a broken manifest stops us before training
-    eager_optimizers()   # no torch._dynamo import for an eager training (aecore.fastimport)
-    torch.manual_seed(args.seed)
-    model = create_model(args.model, **config)
-    train_x, _ = load_mnist("train")
-    test_x, _ = load_mnist("test")
+    model = build_model(args.model, options, args.seed)
     precision, note = resolve_precision(tc.precision, pick_device(tc.device))
     if note:
         print(f"note: {note}", file=sys.stderr)
-    print(f"training {args.model} {model.config} on {min(len(train_x), tc.train_size or 10**9)} images "
-          f"with {torch.get_num_threads()} threads, precision {precision}", file=sys.stderr)
-    started = time.time()
-    result = train(model, train_x, test_x, tc, callback=None if args.quiet else progress_bar())
-    metrics = evaluate(model, test_x[: tc.test_size], noise=tc.noise, level=tc.noise_level, metrics=ALL_METRICS)
+    print(f"training {args.model} {model.config} on {min(SPLITS['train'][2], tc.train_size or 10**9)} "
+          f"images with {torch.get_num_threads()} threads, precision {precision}", file=sys.stderr)
+    fitted = fit(model, tc, callback=None if args.quiet else progress_bar())
     # global options (--threads, --debug) do not change the result; record the rest
     command = "python -m aecore " + " ".join(shlex.quote(a) for a in args.argv[args.argv.index("train"):])
-    training = {"command": command, "config": result.config, "precision": result.precision,
-                "seconds": round(time.time() - started, 1),
-                "stopped": result.stopped, "torch": str(torch.__version__), "aecore": __version__,
-                "threads": torch.get_num_threads(), "date": datetime.date.today().isoformat()}
-    save_checkpoint(model, out, metrics=metrics, history=result.history, training=training)
-    print(format_table([{"name": out.name, **metrics, "code_size": model.code_size}]), flush=True)
+    save_checkpoint(model, out, metrics=fitted.metrics, history=fitted.result.history,
+                    training=training_record(command, fitted))
+    print(format_table([{"name": out.name, **fitted.metrics, "code_size": model.code_size}]), flush=True)
     if args.manifest:
-        record_in_manifest(Path(args.manifest), out, command, metrics, model, make_example(model, test_x))
+        record_in_manifest(Path(args.manifest), out, command, fitted.metrics, model,
+                           make_example(model, fitted.test_images))
     print(f"saved {out}", file=sys.stderr)
     return 0
+
+
+def train_config_from_args(args) -> TrainConfig:
+    """The TrainConfig of parsed `aecore train` arguments (validated)."""
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                          if hasattr(args, f.name)}).validate()
+
+
+def model_options_from_args(args) -> dict:
+    """The model options of parsed `aecore train` arguments: --option KEY=VALUE and --code-size."""
+    config = {k: parse_value(v) for k, v in (_split_option(o) for o in args.option)}
+    if args.code_size is not None:
+        config["code_size"] = args.code_size
+    return config
 
 
 def _split_option(text: str) -> tuple[str, str]:
@@ -218,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_evaluate)
     from .compress import add_commands
     add_commands(sub)
+    from . import sweep
+    sweep.add_commands(sub)
     return p
 
 

@@ -50,20 +50,22 @@ def read_manifest_file(manifest: Path) -> dict:
 
 
 def record_in_manifest(manifest: Path, out: Path, command: str, metrics: dict, model,
-                       example: dict | None = None) -> None:
-    """Add (or replace, in place) the entry of checkpoint `out` trained by `command`."""
+                       example: dict | None = None, extra: dict | None = None) -> None:
+    """Add (or replace, in place) the entry of checkpoint `out` trained by `command`; `extra`:
+    more fields of the entry (a sweep records its spec's name as "sweep")."""
     # one writer at a time: trainings that finish together (scripts/train-weights.sh runs
     # two chains) must not drop each other's entry between read and write
     with open(manifest.with_name(manifest.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        _record(manifest, out, command, metrics, model, example)
+        _record(manifest, out, command, metrics, model, example, extra or {})
 
 
-def _record(manifest: Path, out: Path, command: str, metrics: dict, model, example: dict | None) -> None:
+def _record(manifest: Path, out: Path, command: str, metrics: dict, model, example: dict | None,
+            extra: dict) -> None:
     entries = read_manifest_file(manifest)
     entry = {"file": os.path.relpath(out, manifest.parent), "model": model.name, "config": model.config,
              "code_size": model.code_size, "command": command, "metrics": metrics,
-             "sha256": file_sha256(out), **({"example": example} if example else {})}
+             "sha256": file_sha256(out), **extra, **({"example": example} if example else {})}
     models = entries["models"]
     same = [i for i, e in enumerate(models) if e.get("file") == entry["file"]]
     if same:   # a retrained model keeps its place (the app lists models in manifest order)

@@ -1,0 +1,85 @@
+"""One training from plain data to plain data: `run_trial(config)` builds the model,
+trains it with aecore.trainer, scores it with aecore.evaluation and returns the checkpoint
+as bytes with its metrics. Nothing here writes a file or knows where it runs, so the same
+function serves `aecore train` (cli.py), a sweep's Ray task (aecore.sweep) and any other
+back end that ships a config to a worker and gets bytes back.
+
+    config = {"model": "simple", "options": {"code_size": 32},
+              "train": {"epochs": 1, "train_size": 512}}      # TrainConfig's settings
+"""
+from __future__ import annotations
+
+import datetime
+import platform
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from . import __version__
+from .checkpoint import checkpoint_bytes
+from .data import load_mnist
+from .evaluation import ALL_METRICS, IMAGE_METRICS, evaluate
+from .fastimport import eager_optimizers
+from .models import Autoencoder, create_model
+from .shipped import make_example
+from .trainer import Progress, TrainConfig, TrainResult, train
+
+
+@dataclass
+class Fitted:
+    model: Autoencoder
+    result: TrainResult
+    metrics: dict           # on the test images, corrupted as in training (what a checkpoint records)
+    seconds: float
+    test_images: torch.Tensor
+
+
+def build_model(name: str, options: dict, seed: int) -> Autoencoder:
+    torch.manual_seed(seed)   # the initial weights
+    return create_model(name, **options)
+
+
+def fit(model: Autoencoder, tc: TrainConfig, callback: Callable[[Progress], None] | None = None,
+        stop: threading.Event | None = None) -> Fitted:
+    """Train `model` on MNIST as `tc` says and score it with THE evaluator."""
+    eager_optimizers()   # no torch._dynamo import for an eager training (aecore.fastimport)
+    train_x, _ = load_mnist("train")
+    test_x, _ = load_mnist("test")
+    started = time.time()
+    result = train(model, train_x, test_x, tc, callback=callback, stop=stop)
+    metrics = evaluate(model, test_x[: tc.test_size], noise=tc.noise, level=tc.noise_level, metrics=ALL_METRICS)
+    return Fitted(model, result, metrics, time.time() - started, test_x)
+
+
+def training_record(command: str, fitted: Fitted) -> dict:
+    """What a checkpoint records about how it was trained (global options such as --threads
+    do not change the result and are left out of `command`)."""
+    r = fitted.result
+    return {"command": command, "config": r.config, "precision": r.precision, "seconds": round(fitted.seconds, 1),
+            "stopped": r.stopped, "torch": str(torch.__version__), "aecore": __version__,
+            "threads": torch.get_num_threads(), "date": datetime.date.today().isoformat()}
+
+
+def run_trial(config: dict, command: str = "", progress: Callable[[Progress], None] | None = None,
+              stop: threading.Event | None = None) -> dict:
+    """Train and score one config (module docstring). Returns plain data:
+
+    checkpoint (bytes, aecore.checkpoint's format), metrics (as the checkpoint records them:
+    on inputs corrupted as in training), clean (mse/psnr/ssim on clean inputs), denoise_psnr
+    (None without noise), example (the manifest's picture), seconds, stopped, node (host name).
+    Raises what the trainer and the model raise (ConfigError, ValueError, TrainingDiverged)."""
+    tc = TrainConfig(**config.get("train", {})).validate()
+    model = build_model(config["model"], dict(config.get("options", {})), tc.seed)
+    fitted = fit(model, tc, progress, stop)
+    images = fitted.test_images[: tc.test_size]
+    clean = (evaluate(model, images, metrics=IMAGE_METRICS) if tc.noise
+             else {k: fitted.metrics[k] for k in IMAGE_METRICS})
+    return {"checkpoint": checkpoint_bytes(model, metrics=fitted.metrics, history=fitted.result.history,
+                                           training=training_record(command, fitted)),
+            "metrics": fitted.metrics, "clean": {k: clean[k] for k in IMAGE_METRICS},
+            "denoise_psnr": fitted.metrics["psnr"] if tc.noise else None,
+            "example": make_example(model, fitted.test_images), "seconds": round(fitted.seconds, 2),
+            "stopped": fitted.result.stopped, "node": platform.node()}
