@@ -202,8 +202,9 @@ class Runner:
         if address:
             ray.init(address=address, logging_level="warning", log_to_driver=False)
         else:
+            # one machine: Ray's addresses on loopback (no probe of the network for its own address)
             ray.init(address="local", num_cpus=cpus or os.cpu_count(), include_dashboard=False,
-                     logging_level="warning", log_to_driver=False)
+                     logging_level="warning", log_to_driver=False, _node_ip_address="127.0.0.1")
         try:
             self._run_ray(ray, trials)
         finally:
