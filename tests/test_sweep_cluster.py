@@ -8,9 +8,10 @@ import hashlib
 import json
 import sys
 
+import psutil
 import pytest
 
-from tests.ray_netns import netns_available, run_in_netns
+from tests.ray_netns import netns_available, node_tree, run_in_netns
 
 pytestmark = pytest.mark.skipif(bool(netns_available()), reason=netns_available() or "")
 
@@ -52,3 +53,52 @@ def test_sweep_survives_losing_a_node(tmp_path):
     for r in rows:    # each result's checkpoint is the file the table records
         assert hashlib.sha256((tmp_path / "results" / f"{r['trial']}.pt").read_bytes()).hexdigest() == r["sha256"]
     assert log.count(": PSNR ") == 6, log     # each trial reported done once
+
+
+LOCAL = """
+name = "local"
+results = "{results}"
+retries = 1
+[train]
+epochs = 1
+train_size = 1024
+test_size = 300
+[grid]
+model = ["conv_upsample"]
+code_size = [8, 16]
+[grid.options]
+width = 8
+"""
+
+
+def test_local_ray_retries_a_trial_whose_worker_dies_then_resumes(tmp_path):
+    """The default mode, a Ray started inside `aecore sweep` on this machine (--cpus 2):
+    the worker running a trial is killed (SIGKILL, by its pid), the trial is retried and the
+    sweep completes; run again, it trains nothing."""
+    spec = tmp_path / "local.toml"
+    spec.write_text(LOCAL.format(results=tmp_path / "results"))
+    killed = []
+
+    def kill_a_running_trial(proc):
+        if not killed:
+            for p in node_tree(proc.pid):
+                try:
+                    if p.cmdline()[:1] == ["ray::sweep_trial"]:
+                        p.kill()
+                        killed.append(p.pid)
+                        return
+                except psutil.Error:
+                    pass
+
+    command = [sys.executable, "-m", "aecore", "sweep", str(spec), "--cpus", "2"]
+    run = run_in_netns(command, timeout=150, watch=kill_a_running_trial)
+    assert killed, run.stderr
+    assert run.returncode == 0, run.stderr
+    rows = json.loads((tmp_path / "results" / "results.json").read_text())["rows"]
+    assert sorted(r["trial"] for r in rows) == sorted(f"conv_upsample-{c}-width8-e1" for c in (8, 16))
+    assert all(r["status"] == "done" for r in rows)
+    retried = [r for r in rows if r["attempts"] == 2]
+    assert len(retried) == 1 and "WorkerCrashedError" in run.stderr and "retrying" in run.stderr, run.stderr
+    again = run_in_netns(command, timeout=60)     # resumes: nothing left to train, Ray not even started
+    assert again.returncode == 0 and "2 trials, 2 already done" in again.stderr, again.stderr
+    assert ": PSNR" not in again.stderr
