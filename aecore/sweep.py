@@ -16,6 +16,8 @@ Where it runs: a local Ray started in this process on all cores (default), a clu
 """
 from __future__ import annotations
 
+import dataclasses
+import fnmatch
 import hashlib
 import json
 import os
@@ -45,6 +47,8 @@ def add_commands(subparsers) -> None:
                         "else a local Ray on this machine's cores)")
     s.add_argument("--cpus", type=positive_int, help="cores of the local Ray (default: all)")
     s.add_argument("--serial", action="store_true", help="no Ray: run the trials one after another here")
+    s.add_argument("--only", metavar="PATTERN", help="only the trials whose name matches PATTERN "
+                   "(shell-style: 'checkerboard-*'); the table keeps the others' rows")
     s.add_argument("--dry-run", action="store_true",
                    help="list the trials and the aecore train command each one is; train nothing")
     s.set_defaults(func=cmd_sweep)
@@ -52,6 +56,12 @@ def add_commands(subparsers) -> None:
 
 def cmd_sweep(args) -> int:
     spec = load_spec(args.spec)
+    if args.only:
+        chosen = [t for t in spec.trials if fnmatch.fnmatchcase(t.name, args.only)]
+        if not chosen:
+            raise ValueError(f"{spec.path}: no trial matches {args.only!r}; its trials: "
+                             + ", ".join(t.name for t in spec.trials))
+        spec = dataclasses.replace(spec, trials=chosen)
     rows = read_previous(spec)
     todo = [t for t in spec.trials if not finished(t, rows.get(t.name))]
     if args.dry_run:

@@ -274,8 +274,10 @@ def test_trained_study_is_shipped_from_recorded_commands(trained_study):
         assert f"--out weights/{cb.STUDY_FOLDER}/{entry['file']}" in entry["command"]
         assert f"--manifest weights/{cb.STUDY_FOLDER}/manifest.json" in entry["command"]
         assert file_sha256(folder / entry["file"]) == entry["sha256"]
-    script = (weights_dir().parent / "scripts" / "train-weights.sh").read_text()
-    assert "--option upsample=$up" in script and "for up in transpose3 transpose4 transpose2 resize" in script
+    from aecore.sweep_spec import load_spec     # what scripts/train-weights.sh runs
+    trials = load_spec(weights_dir().parent / "sweeps" / "shipped.toml").trials
+    study_trials = [t for t in trials if t.manifest == f"weights/{cb.STUDY_FOLDER}/manifest.json"]
+    assert [t.options["upsample"] for t in study_trials] == list(cb.STUDY)
     assert sum(p.stat().st_size for p in weights_dir().rglob("*.pt")) < 30 * 2**20
 
 

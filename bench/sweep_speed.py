@@ -1,0 +1,79 @@
+"""A sweep on a local Ray against the same grid one trial after another, side by side in
+one run (alternating, so both see the same load):
+
+    python -m bench.sweep_speed sweeps/small.toml --cpus 2 --rounds 1
+
+Each run is a fresh `python -m aecore sweep` process writing into its own temporary folder,
+timed from start to exit: Ray's start-up and each worker's imports are part of the
+parallel figure. Ray listens on the network: on a shared machine run this inside a network
+namespace with only loopback (`unshare -n bash -c 'ip link set lo up; ...'`, as the tests do).
+`--keep DIR` keeps the last parallel run's results (docs/sweep-results.json comes from one)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from aecore.sweep_spec import load_spec
+
+
+def run_sweep(spec_text: str, mode: list[str], folder: Path) -> tuple[float, list[dict], str]:
+    spec = folder / "spec.toml"
+    spec.write_text(spec_text.replace("@RESULTS@", str(folder / "results")))
+    env = dict(os.environ, RAY_DISABLE_USAGE_STATS="1")
+    started = time.perf_counter()
+    run = subprocess.run([sys.executable, "-m", "aecore", "sweep", str(spec), *mode],
+                         capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - started
+    if run.returncode != 0:
+        raise SystemExit(f"{' '.join(mode) or 'ray'} sweep failed:\n{run.stderr[-2000:]}")
+    rows = json.loads((folder / "results" / "results.json").read_text())["rows"]
+    return seconds, rows, run.stdout
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.sweep_speed", description=__doc__.split("\n\n")[0])
+    p.add_argument("spec", help="a sweep spec (its 'results' folder is replaced by a temporary one)")
+    p.add_argument("--cpus", type=int, default=2, help="cores of the local Ray (default 2)")
+    p.add_argument("--rounds", type=int, default=1, help="serial/parallel pairs, alternating (default 1)")
+    p.add_argument("--keep", help="copy the last parallel run's results.json here")
+    args = p.parse_args(argv)
+    spec = load_spec(args.spec)   # a bad spec stops here with its message
+    text = Path(args.spec).read_text()
+    text = "\n".join(l for l in text.splitlines() if not l.startswith("results")).replace(
+        "\n[", '\nresults = "@RESULTS@"\n[', 1)
+    modes = {"one after another (--serial)": ["--serial"], f"local Ray, {args.cpus} CPUs": ["--cpus", str(args.cpus)]}
+    timings = {name: [] for name in modes}
+    last = None
+    for r in range(args.rounds):
+        order = list(modes) if r % 2 == 0 else list(modes)[::-1]
+        for name in order:
+            with tempfile.TemporaryDirectory(prefix="sweep-bench-") as tmp:
+                seconds, rows, table = run_sweep(text, modes[name], Path(tmp))
+                timings[name].append((seconds, sum(r["seconds"] or 0 for r in rows), len(rows)))
+                if "--serial" not in modes[name]:
+                    last = (rows, table, Path(tmp) / "results" / "results.json")
+                    if args.keep:
+                        shutil.copy(last[2], args.keep)
+                print(f"round {r + 1}: {name}: {seconds:.1f} s", file=sys.stderr, flush=True)
+    print(f"Sweep {spec.name}: {len(spec.trials)} trials, wall-clock seconds from start to exit "
+          f"(median of {args.rounds} round(s)), {os.cpu_count()} cores on this machine\n")
+    print(f"| mode | wall s | sum of trial training s | trials |\n|---|---|---|---|")
+    for name, runs in timings.items():
+        runs.sort()
+        wall, work, n = runs[len(runs) // 2]
+        print(f"| {name} | {wall:.1f} | {work:.1f} | {n} |")
+    serial = sorted(t[0] for t in timings[list(modes)[0]])[args.rounds // 2]
+    parallel = sorted(t[0] for t in timings[list(modes)[1]])[args.rounds // 2]
+    print(f"\nspeed-up {serial / parallel:.2f}x\n\nThe parallel run's results table:\n{last[1]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
