@@ -133,6 +133,7 @@ for path, label, text in [
         ("pages/4_Latent_space.py", "Latent space", "see the digits cluster, walk from a 1 to a 7, sample new digits"),
         ("pages/5_Checkerboard.py", "Checkerboard", "why upsampling beats transpose convolution"),
         ("pages/6_Compression.py", "Compression", "how many bytes an autoencoder needs per digit vs PNG, JPEG, WebP"),
+        ("pages/7_Sweeps.py", "Sweeps", "what a grid of trainings found: quality against code size per architecture"),
 ]:
     st.page_link(path, label=f"**{label}** — {text}")
 

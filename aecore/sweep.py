@@ -153,7 +153,9 @@ class Runner:
         clean = out["clean"]
         self.rows[trial.name] = {
             **self.config_row(trial), "status": "done", **clean, "nelbo": out["metrics"].get("nelbo"),
-            "denoise_psnr": out["denoise_psnr"], "seconds": out["seconds"], "node": out["node"],
+            "denoise_psnr": out["denoise_psnr"], "rate_bits": trial.rate_bits,
+            "bytes_per_digit": out.get("bytes_per_digit"), "rate_psnr": out.get("rate_psnr"),
+            "seconds": out["seconds"], "node": out["node"],
             "attempts": attempts, "sha256": hashlib.sha256(data).hexdigest()}
         self.landed += 1
         self.save()
@@ -290,7 +292,7 @@ def first_line(error: BaseException) -> str:
 
 def format_results(rows: list[dict]) -> str:
     head = (f"{'trial':34s} {'status':6s} {'model':13s} {'code':>4s} {'noise':>12s} {'MSE':>8s} {'PSNR':>6s} "
-            f"{'SSIM':>5s} {'dn.PSNR':>7s} {'s':>6s} {'try':>3s} node")
+            f"{'SSIM':>5s} {'dn.PSNR':>7s} {'B/dig':>6s} {'s':>6s} {'try':>3s} node")
     lines = [head, "-" * len(head)]
     num = lambda v, f, w: f"{v:{w}{f}}" if v is not None else f"{'-':>{w}s}"
     for r in rows:
@@ -298,6 +300,7 @@ def format_results(rows: list[dict]) -> str:
         lines.append(f"{r['trial'][:34]:34s} {r['status']:6s} {r['model'][:13]:13s} {int(r['code_size'] or 0):4d} "
                      f"{noise[:12]:>12s} {num(r.get('mse'), '.5f', 8)} {num(r.get('psnr'), '.2f', 6)} "
                      f"{num(r.get('ssim'), '.3f', 5)} {num(r.get('denoise_psnr'), '.2f', 7)} "
+                     f"{num(r.get('bytes_per_digit'), '.1f', 6)} "
                      f"{num(r.get('seconds'), '.1f', 6)} {int(r.get('attempts') or 0):3d} "
                      f"{r.get('node') or (r.get('error') or '')[:60]}")
     return "\n".join(lines)

@@ -18,10 +18,11 @@ MAX_BYTES = 4 * 1024 * 1024      # a results file read by the app (about 10,000 
 MAX_ROWS = 10_000
 # one row per trial; config first, then what it measured and where it ran
 COLUMNS = ("trial", "status", "model", "code_size", "options", "epochs", "seed", "noise", "noise_level",
-           "train_size", "test_size", "mse", "psnr", "ssim", "nelbo", "denoise_psnr", "seconds", "node",
+           "train_size", "test_size", "mse", "psnr", "ssim", "nelbo", "denoise_psnr", "rate_bits",
+           "bytes_per_digit", "rate_psnr", "seconds", "node",
            "attempts", "checkpoint", "sha256", "command", "key", "error")
 NUMBERS = ("code_size", "epochs", "seed", "noise_level", "train_size", "test_size", "mse", "psnr", "ssim",
-           "nelbo", "denoise_psnr", "seconds", "attempts")
+           "nelbo", "denoise_psnr", "rate_bits", "bytes_per_digit", "rate_psnr", "seconds", "attempts")
 REQUIRED = ("trial", "status", "model", "code_size", "mse", "psnr")
 STATUSES = ("done", "failed")
 QUALITY = {"psnr": "PSNR (dB), higher is better", "mse": "MSE per pixel, lower is better",
@@ -149,3 +150,15 @@ def quality_by_code_size(rows: list[dict], y: str = "psnr") -> dict[str, list[di
                      "trials": ", ".join(r["trial"] for r in rs), "n": len(rs)}
                     for size, rs in sorted(sizes.items())]
             for label, sizes in groups.items()}
+
+
+def rate_distortion(rows: list[dict]) -> dict[str, list[dict]]:
+    """{line label: [{"bytes_per_digit", "rate_psnr", "code_size", "trial"}] by size} for the
+    finished trials that were compressed (a spec's rate_bits); {} when none were."""
+    out: dict[str, list[dict]] = {}
+    for r in rows:
+        if r["status"] == "done" and r.get("bytes_per_digit") is not None and r.get("rate_psnr") is not None:
+            out.setdefault(group_label(r), []).append(
+                {"bytes_per_digit": r["bytes_per_digit"], "rate_psnr": r["rate_psnr"],
+                 "code_size": int(r["code_size"]), "trial": r["trial"]})
+    return {label: sorted(points, key=lambda p: p["bytes_per_digit"]) for label, points in out.items()}

@@ -6,6 +6,8 @@ writes it, and the CLI's own parser reads it back into the same settings
     name = "small"                 # optional; default: the file's stem
     results = "runs/small"         # results.json, results.csv and the checkpoints
     retries = 2                    # more attempts for a trial whose worker or node was lost
+    rate_bits = 6                  # also compress the test digits (aecore.compress, codes quantised
+                                   # to 6 bits): bytes per digit and PSNR, a rate-distortion point
     [train]                        # settings of every trial: aecore train's flags
     epochs = 1
     train_size = 4096
@@ -47,7 +49,8 @@ MAX_RETRIES = 10
 # (and so a command writes them); device and channels_last are not flags
 TRAIN_FLAGS = ("epochs", "batch_size", "lr", "warmup", "init_bias", "weight_decay", "loss", "precision",
                "seed", "noise", "noise_level", "train_size", "test_size")
-TOP_KEYS = {"name", "results", "retries", "train", "grid", "trial"}
+TOP_KEYS = {"name", "results", "retries", "rate_bits", "train", "grid", "trial"}
+MAX_RATE_BITS = 16    # aecore.compress.MAX_BITS
 TRIAL_KEYS = {"model", "code_size", "options", *TRAIN_FLAGS}
 PATH_KEYS = {"name", "out", "manifest"}        # of one [[trial]] only
 
@@ -65,11 +68,13 @@ class Trial:
     out: str               # the checkpoint
     manifest: str | None = None
     spec: str = ""         # the spec's name, recorded with the result
+    rate_bits: int | None = None   # also measure compression at this many bits per code number
 
     @property
     def config(self) -> dict:
-        """Plain data for aecore.trial.run_trial: what to build and how to train it."""
-        return {"model": self.model, "options": dict(self.options), "train": dict(self.train)}
+        """Plain data for aecore.trial.run_trial: what to build, how to train and score it."""
+        return {"model": self.model, "options": dict(self.options), "train": dict(self.train),
+                **({"rate_bits": self.rate_bits} if self.rate_bits else {})}
 
     @property
     def key(self) -> str:
@@ -77,7 +82,8 @@ class Trial:
         Settings equal to aecore train's defaults do not count (epochs = 5 is no epochs)."""
         defaults = TrainConfig()
         train = {k: v for k, v in self.train.items() if v != getattr(defaults, k)}
-        config = {"model": self.model, "options": self.options, "train": train}
+        config = {"model": self.model, "options": self.options, "train": train,
+                  **({"rate_bits": self.rate_bits} if self.rate_bits else {})}
         return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
     def argv(self) -> list[str]:
@@ -150,6 +156,10 @@ def parse_spec(data: dict, path: Path) -> Spec:
     retries = data.get("retries", 2)
     if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
         raise fail(f"'retries' must be a whole number from 0 to {MAX_RETRIES}, got {retries!r}")
+    rate_bits = data.get("rate_bits")
+    if rate_bits is not None and (isinstance(rate_bits, bool) or not isinstance(rate_bits, int)
+                                  or not 1 <= rate_bits <= MAX_RATE_BITS):
+        raise fail(f"'rate_bits' must be a whole number from 1 to {MAX_RATE_BITS}, got {rate_bits!r}")
     base = _table(data, "train", fail)
     _check_keys(base, set(TRAIN_FLAGS), "[train]", fail)
     tables = []
@@ -166,6 +176,7 @@ def parse_spec(data: dict, path: Path) -> Spec:
     trials, seen = [], {}
     for t in tables:
         trial = _make_trial(base | {k: v for k, v in t.items() if k in TRAIN_FLAGS}, t, name, results, fail)
+        trial = dataclasses.replace(trial, rate_bits=rate_bits)
         if trial.name in seen:
             if seen[trial.name].key == trial.key and seen[trial.name].out == trial.out:
                 continue   # a grid can repeat a training (noise 'none' at several levels): run it once

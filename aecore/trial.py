@@ -69,7 +69,9 @@ def run_trial(config: dict, command: str = "", progress: Callable[[Progress], No
 
     checkpoint (bytes, aecore.checkpoint's format), metrics (as the checkpoint records them:
     on inputs corrupted as in training), clean (mse/psnr/ssim on clean inputs), denoise_psnr
-    (None without noise), example (the manifest's picture), seconds, stopped, node (host name).
+    (None without noise), example (the manifest's picture), seconds, stopped, node (host name);
+    with config["rate_bits"], bytes_per_digit and rate_psnr: the test digits compressed with
+    aecore.compress at that many bits per code number, and the PSNR of what decodes.
     Raises what the trainer and the model raise (ConfigError, ValueError, TrainingDiverged)."""
     tc = TrainConfig(**config.get("train", {})).validate()
     model = build_model(config["model"], dict(config.get("options", {})), tc.seed)
@@ -82,4 +84,15 @@ def run_trial(config: dict, command: str = "", progress: Callable[[Progress], No
             "metrics": fitted.metrics, "clean": {k: clean[k] for k in IMAGE_METRICS},
             "denoise_psnr": fitted.metrics["psnr"] if tc.noise else None,
             "example": make_example(model, fitted.test_images), "seconds": round(fitted.seconds, 2),
-            "stopped": fitted.result.stopped, "node": platform.node()}
+            "stopped": fitted.result.stopped, "node": platform.node(),
+            **(rate_point(model, images, config["rate_bits"]) if config.get("rate_bits") else {})}
+
+
+def rate_point(model: Autoencoder, images: torch.Tensor, bits: int) -> dict:
+    """Bytes per digit of `images` compressed by `model` (one file, header included) and the
+    PSNR of the digits decoded from it."""
+    from . import compress
+    size = len(compress.compress_images(model, images, bits)) / len(images)
+    roundtrip = lambda x: compress.decompress_bytes(compress.compress_images(model, x, bits), model)
+    psnr = evaluate(roundtrip, images, metrics=("psnr",), batch_size=len(images))["psnr"]
+    return {"bytes_per_digit": size, "rate_psnr": psnr}

@@ -62,8 +62,25 @@ st.plotly_chart(chart(sweep_results.quality_by_code_size(done, y), y), width="st
 st.caption(f"Sweep **{table['spec'] or 'uploaded'}**: {len(done)} finished trial(s); a point is the mean over "
            "the trials of one architecture and code size (seeds). A denoiser's line is scored on clean digits; "
            "its denoising score is the DENOISE PSNR measure. A code of n numbers is 4n bytes as float32.")
+rd = sweep_results.rate_distortion(done)
+if rd:
+    st.subheader("Rate–distortion")
+    fig = go.Figure()
+    for label, points in rd.items():
+        fig.add_scatter(x=[p["bytes_per_digit"] for p in points], y=[p["rate_psnr"] for p in points], name=label,
+                        mode="lines+markers", text=[f"{p['trial']} (code {p['code_size']})" for p in points],
+                        hovertemplate="%{x:.1f} B: %{y:.2f} dB<br>%{text}")
+    fig.update_layout(xaxis=dict(type="log", title="bytes per digit (whole file, header included)"),
+                      yaxis_title="PSNR (dB) of the decoded digits", height=420, margin=dict(t=30),
+                      legend_title="architecture")
+    st.plotly_chart(fig, width="stretch")
+    bits = sorted({int(r["rate_bits"]) for r in done if r.get("rate_bits")})
+    st.caption(f"Each trial's test digits compressed in one file (aecore.compress: codes quantised to "
+               f"{', '.join(map(str, bits))} bits per number, then entropy-coded), and decoded by the same "
+               "model. The **Compression** page compares such files with PCA, PNG, JPEG and WebP.")
 with st.expander("The table"):
     st.dataframe([{"trial": r["trial"], "status": r["status"], "model": r["model"],
                    "code": int(r["code_size"]), "noise": r["noise"] or "", "MSE": r["mse"], "PSNR dB": r["psnr"],
-                   "SSIM": r["ssim"], "denoise PSNR": r["denoise_psnr"], "seconds": r["seconds"],
+                   "SSIM": r["ssim"], "denoise PSNR": r["denoise_psnr"], "bytes / digit": r["bytes_per_digit"],
+                   "seconds": r["seconds"],
                    "node": r["node"], "attempts": r["attempts"]} for r in rows], hide_index=True)

@@ -16,6 +16,7 @@ SPEC = """
 name = "tiny"
 results = "{results}"
 retries = 1
+rate_bits = 6
 [train]
 epochs = 1
 train_size = 256
@@ -64,6 +65,8 @@ def test_serial_sweep_tabulates_reports_failures_and_resumes(spec, tmp_path, cap
         assert model.training_info["command"] == trials[name].command() == row["command"]
         assert row["mse"] == pytest.approx(model.metrics["mse"] if name != "denoiser" else row["mse"])
         assert 5 < row["psnr"] < 40 and row["seconds"] > 0 and row["node"]
+        # a rate-distortion point: the 100 test digits compressed at 6 bits per code number
+        assert row["rate_bits"] == 6 and 0 < row["bytes_per_digit"] < 784 and 5 < row["rate_psnr"] < row["psnr"] + 1
     # the denoiser: clean and denoising scores, and its manifest entry names the sweep
     assert rows["denoiser"]["denoise_psnr"] == pytest.approx(load_checkpoint(trials["denoiser"].out).metrics["psnr"])
     assert rows["simple-8-e1"]["denoise_psnr"] is None

@@ -13,8 +13,9 @@ PAGES = {  # URL path -> the page's <h1>
     "Latent_space": "Latent space",
     "Checkerboard": "Checkerboard",
     "Compression": "Compression",
+    "Sweeps": "Sweeps",
 }
-NAV = ["Home", "Draw", "Denoise", "Train", "Latent space", "Checkerboard", "Compression"]
+NAV = ["Home", "Draw", "Denoise", "Train", "Latent space", "Checkerboard", "Compression", "Sweeps"]
 ACTIVE = dict(zip(PAGES, NAV))   # URL path -> the sidebar entry marked as the current page
 
 
