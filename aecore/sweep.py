@@ -21,12 +21,17 @@ import fnmatch
 import hashlib
 import json
 import os
+import socket
 import sys
 import time
 from pathlib import Path
 
 from .sweep_results import ResultsError, read_results, write_results
 from .sweep_spec import Spec, Trial, load_spec
+
+
+class SweepError(ValueError):
+    """The sweep cannot run (no Ray, no cluster at the address); one line for the user."""
 
 
 class TrialFailed(Exception):
@@ -210,9 +215,16 @@ class Runner:
 
     def run_ray(self, trials: list[Trial], address: str | None, cpus: int | None) -> None:
         os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
-        import ray
+        try:
+            import ray
+        except ImportError as e:
+            raise SweepError("Ray is not installed (pip install -r requirements.txt), or run with --serial") from e
         if address:
-            ray.init(address=address, logging_level="warning", log_to_driver=False)
+            check_reachable(address)
+            try:
+                ray.init(address=address, logging_level="warning", log_to_driver=False)
+            except (ConnectionError, ValueError, RuntimeError) as e:
+                raise SweepError(f"no Ray cluster at {address}: {first_line(e)}") from e
         else:
             # one machine: Ray's addresses on loopback (no probe of the network for its own address)
             ray.init(address="local", num_cpus=cpus or os.cpu_count(), include_dashboard=False,
@@ -249,6 +261,18 @@ class Runner:
                 continue
             self.land(trial, out, attempts[trial.name])
             self.report(trial, len(in_flight), capacity(ray))
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A HOST:PORT that answers nothing fails here, at once (ray.init would retry for minutes)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or "/" in address:
+        return   # "auto", "ray://...": Ray's own forms
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise SweepError(f"no Ray cluster answers at {address} ({e.strerror or e}); start one with "
+                         "`ray start --head` (README: Sweeps and a Ray cluster)") from e
 
 
 def capacity(ray) -> int:

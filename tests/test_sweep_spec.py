@@ -94,3 +94,11 @@ def test_dry_run_lists_every_trial_and_its_command(capsys):
     out = capsys.readouterr().out
     for _, entry in manifest_entries():
         assert entry["command"] in out
+
+
+def test_an_address_where_no_cluster_answers_is_one_line(tmp_path, capsys):
+    path = tmp_path / "s.toml"
+    path.write_text(f'results = "{tmp_path}/r"\n' + GOOD)
+    assert cli.main(["sweep", str(path), "--address", "127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert "error: no Ray cluster answers at 127.0.0.1:1" in err and "Traceback" not in err
