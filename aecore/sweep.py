@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from .manifest import read_manifest_file
 from .sweep_results import ResultsError, read_results, write_results
 from .sweep_spec import Spec, Trial, load_spec
 
@@ -69,6 +70,8 @@ def cmd_sweep(args) -> int:
         spec = dataclasses.replace(spec, trials=chosen)
     rows = read_previous(spec)
     todo = [t for t in spec.trials if not finished(t, rows.get(t.name))]
+    for manifest in dict.fromkeys(t.manifest for t in todo if t.manifest):
+        read_manifest_file(Path(manifest))   # a broken manifest stops the sweep before any training
     if args.dry_run:
         for t in spec.trials:
             state = "done, skipped" if t not in todo else "to run"

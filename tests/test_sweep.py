@@ -134,3 +134,12 @@ def test_a_bad_results_table_is_one_clear_message(data, message):
     with pytest.raises(ResultsError) as e:
         read_results(data, "upload.csv")
     assert str(e.value).startswith("upload.csv: ") and message in str(e.value)
+
+
+def test_a_broken_manifest_stops_the_sweep_before_training(spec, tmp_path, capsys):
+    manifest = tmp_path / "results" / "shipped" / "manifest.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text('{"models": [')
+    assert cli.main(["sweep", str(spec), "--serial"]) == 2
+    assert "manifest.json: not a usable manifest" in capsys.readouterr().err
+    assert not list((tmp_path / "results").glob("*.pt"))
