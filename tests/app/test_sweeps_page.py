@@ -59,7 +59,7 @@ def test_an_uploaded_table_is_plotted_and_its_failures_listed(run_page, tmp_path
     ("results.json", b'{"format": "aecore-sweep-results", "rows": [{"trial": "x"}]}', "row 1 has no status"),
     ("results.csv", b"\x00\xff" * 100, "not a text file"),
     ("big.csv", b"x" * (sweep_results.MAX_BYTES + 1), "over the 4 MB limit"),
-])
+], ids=lambda v: v[:20] if isinstance(v, str) else repr(v[:12]))
 def test_a_bad_upload_is_one_message(run_page, name, data, message):
     at = upload(run_page, name, data)
     assert not at.exception
