@@ -21,6 +21,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import secrets
 import socket
 import sys
 import time
@@ -218,6 +219,12 @@ class Runner:
 
     def run_ray(self, trials: list[Trial], address: str | None, cpus: int | None) -> None:
         os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
+        if not address and not os.environ.get("RAY_AUTH_MODE") and not os.environ.get("RAY_AUTH_TOKEN"):
+            # a private cluster: its own random token (Ray's token authentication) in this process's
+            # environment, read when ray is imported and inherited by the nodes and workers it
+            # starts, instead of the ~/.ray/auth_token file Ray would write (later `ray start`s
+            # on this machine would pick that up)
+            os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
         try:
             import ray
         except ImportError as e:

@@ -11,7 +11,7 @@ import sys
 import psutil
 import pytest
 
-from tests.ray_netns import netns_available, node_tree, run_in_netns
+from tests.ray_netns import netns_available, node_tree, ray_env, run_in_netns
 
 pytestmark = pytest.mark.skipif(bool(netns_available()), reason=netns_available() or "")
 
@@ -61,13 +61,11 @@ results = "{results}"
 retries = 1
 [train]
 epochs = 1
-train_size = 1024
-test_size = 300
+train_size = 512
+test_size = 200
 [grid]
-model = ["conv_upsample"]
+model = ["simple"]
 code_size = [8, 16]
-[grid.options]
-width = 8
 """
 
 
@@ -91,11 +89,15 @@ def test_local_ray_retries_a_trial_whose_worker_dies_then_resumes(tmp_path):
                     pass
 
     command = [sys.executable, "-m", "aecore", "sweep", str(spec), "--cpus", "2"]
-    run = run_in_netns(command, timeout=150, watch=kill_a_running_trial)
+    # as a user runs it: no token set (the sweep makes one for its private cluster, and
+    # writes no ~/.ray/auth_token that a later `ray start` on the machine would pick up)
+    env = {k: v for k, v in ray_env(HOME=str(tmp_path / "home")).items() if not k.startswith("RAY_AUTH")}
+    run = run_in_netns(command, timeout=150, env=env, watch=kill_a_running_trial)
+    assert not (tmp_path / "home" / ".ray").exists()
     assert killed, run.stderr
     assert run.returncode == 0, run.stderr
     rows = json.loads((tmp_path / "results" / "results.json").read_text())["rows"]
-    assert sorted(r["trial"] for r in rows) == sorted(f"conv_upsample-{c}-width8-e1" for c in (8, 16))
+    assert sorted(r["trial"] for r in rows) == sorted(f"simple-{c}-e1" for c in (8, 16))
     assert all(r["status"] == "done" for r in rows)
     retried = [r for r in rows if r["attempts"] == 2]
     assert len(retried) == 1 and "WorkerCrashedError" in run.stderr and "retrying" in run.stderr, run.stderr
