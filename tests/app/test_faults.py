@@ -106,7 +106,7 @@ def test_every_other_page_starts(run_page, damaged, page):
     corrupt, missing, _ = damaged
     at = run_page(page)
     assert not at.exception, [e.value for e in at.exception]
-    if page != "pages/3_Train.py":   # the one page that uses no shipped model
+    if page not in ("pages/3_Train.py", "pages/7_Sweeps.py"):   # the pages that use no shipped model
         assert_names_the_broken_models(at, corrupt, missing)
 
 
