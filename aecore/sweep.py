@@ -202,7 +202,14 @@ class Runner:
     def run_serial(self, trials: list[Trial], threads: int = 1) -> None:
         import torch
         from .trial import run_trial
+        before = torch.get_num_threads()
         torch.set_num_threads(threads)
+        try:
+            self._run_serial(trials, run_trial)
+        finally:
+            torch.set_num_threads(before)
+
+    def _run_serial(self, trials: list[Trial], run_trial) -> None:
         for i, trial in enumerate(trials):
             attempts = 0
             while True:

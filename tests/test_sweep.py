@@ -5,6 +5,7 @@ reader the app uses."""
 import json
 
 import pytest
+import torch
 
 from aecore import cli
 from aecore.checkpoint import load_checkpoint
@@ -143,3 +144,27 @@ def test_a_broken_manifest_stops_the_sweep_before_training(spec, tmp_path, capsy
     assert cli.main(["sweep", str(spec), "--serial"]) == 2
     assert "manifest.json: not a usable manifest" in capsys.readouterr().err
     assert not list((tmp_path / "results").glob("*.pt"))
+
+
+def test_a_trial_trains_exactly_what_its_command_trains(tmp_path, capsys):
+    """The same weights, bit for bit, from `aecore sweep` and from the trial's `aecore train`
+    command (both on one thread): a sweep retrains what the manifest's command would."""
+    spec = tmp_path / "one.toml"
+    spec.write_text(f'results = "{tmp_path}/sweep"\n[[trial]]\nname = "one"\nmodel = "conv_upsample"\n'
+                    'code_size = 8\noptions = { width = 4 }\nepochs = 1\ntrain_size = 256\ntest_size = 50\n'
+                    'noise = "gaussian"\nnoise_level = 0.3\nseed = 3\n')
+    assert cli.main(["sweep", str(spec), "--serial"]) == 0
+    trial = load_spec(spec).trials[0]
+    argv = trial.argv()
+    argv[argv.index("--out") + 1] = str(tmp_path / "cli.pt")
+    threads = torch.get_num_threads()
+    try:
+        assert cli.main(["--threads", "1", *argv]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    capsys.readouterr()
+    swept, trained = load_checkpoint(trial.out), load_checkpoint(tmp_path / "cli.pt")
+    assert swept.config == trained.config
+    for (name, a), (_, b) in zip(swept.state_dict().items(), trained.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert swept.metrics == trained.metrics
