@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from .manifest import read_manifest_file
+from .manifest import file_sha256, read_manifest_file
 from .sweep_results import ResultsError, read_results, write_results
 from .sweep_spec import Spec, Trial, load_spec
 
@@ -110,8 +110,7 @@ def read_previous(spec: Spec) -> dict[str, dict]:
         rows = read_results(path)["rows"]
     except ResultsError as e:
         raise ResultsError(f"{e}; move it away to start this sweep afresh") from e
-    return {r["trial"]: {**r, **{k: int(r[k]) for k in ("code_size", "attempts") if r.get(k) is not None}}
-            for r in rows}
+    return {r["trial"]: r for r in rows}
 
 
 def finished(trial: Trial, row: dict | None) -> bool:
@@ -119,8 +118,7 @@ def finished(trial: Trial, row: dict | None) -> bool:
     if not row or row.get("status") != "done" or row.get("key") != trial.key or not row.get("sha256"):
         return False
     try:
-        with open(trial.out, "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest() == row["sha256"]
+        return file_sha256(Path(trial.out)) == row["sha256"]
     except OSError:
         return False
 

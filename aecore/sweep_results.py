@@ -23,6 +23,7 @@ COLUMNS = ("trial", "status", "model", "code_size", "options", "epochs", "seed",
            "attempts", "checkpoint", "sha256", "command", "key", "error")
 NUMBERS = ("code_size", "epochs", "seed", "noise_level", "train_size", "test_size", "mse", "psnr", "ssim",
            "nelbo", "denoise_psnr", "rate_bits", "bytes_per_digit", "rate_psnr", "seconds", "attempts")
+INTEGERS = ("code_size", "epochs", "seed", "train_size", "test_size", "rate_bits", "attempts")
 REQUIRED = ("trial", "status", "model", "code_size", "mse", "psnr")
 STATUSES = ("done", "failed")
 QUALITY = {"psnr": "PSNR (dB), higher is better", "mse": "MSE per pixel, lower is better",
@@ -52,7 +53,8 @@ def write_results(folder: Path, spec: str, rows: list[dict]) -> None:
 
 def read_results(source: str | Path | bytes, name: str | None = None) -> dict:
     """{"spec": name, "rows": [...]} from a results.json or results.csv (path or bytes).
-    Rows keep the known columns, numbers as floats or None; ResultsError otherwise."""
+    Rows keep the known columns, numbers as floats (whole ones of INTEGERS as ints) or None;
+    ResultsError otherwise."""
     label = name or (str(source) if not isinstance(source, bytes) else "uploaded file")
     fail = lambda why: ResultsError(f"{label}: {why}")
     if isinstance(source, bytes):
@@ -103,6 +105,8 @@ def _clean(row: dict, i: int, fail) -> dict:
         value = row.get(c)
         if c in NUMBERS:
             out[c] = _number(value, c, i, fail)
+            if c in INTEGERS and out[c] is not None and out[c].is_integer():
+                out[c] = int(out[c])
         else:
             out[c] = None if value in (None, "") else str(value)[:2000]
     for c in REQUIRED:
