@@ -7,13 +7,14 @@ Each run is a fresh `python -m aecore sweep` process writing into its own tempor
 timed from start to exit: Ray's start-up and each worker's imports are part of the
 parallel figure. Ray listens on the network: on a shared machine run this inside a network
 namespace with only loopback (`unshare -n bash -c 'ip link set lo up; ...'`, as the tests do).
-`--keep DIR` keeps the last parallel run's results (docs/sweep-results.json comes from one)."""
+`--keep FILE` keeps the last parallel run's results.json (docs/sweep-results.json comes from
+`python -m bench.sweep_speed sweeps/small.toml --keep docs/sweep-results.json`), its paths
+relabelled to the spec's results folder."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,17 @@ def run_sweep(spec_text: str, mode: list[str], folder: Path) -> tuple[float, lis
         raise SystemExit(f"{' '.join(mode) or 'ray'} sweep failed:\n{run.stderr[-2000:]}")
     rows = json.loads((folder / "results" / "results.json").read_text())["rows"]
     return seconds, rows, run.stdout
+
+
+def keep(table: Path, temporary: Path, results: Path, out: Path) -> None:
+    """Copy a results table, its paths (checkpoint, the command's --out) relabelled from the
+    temporary folder to the spec's own results folder, where `aecore sweep` puts them."""
+    doc = json.loads(table.read_text())
+    for row in doc["rows"]:
+        for key in ("checkpoint", "command"):
+            if row.get(key):
+                row[key] = row[key].replace(str(temporary), str(results))
+    out.write_text(json.dumps(doc, indent=1) + "\n")
 
 
 def main(argv=None) -> int:
@@ -60,7 +72,7 @@ def main(argv=None) -> int:
                 if "--serial" not in modes[name]:
                     last = (rows, table, Path(tmp) / "results" / "results.json")
                     if args.keep:
-                        shutil.copy(last[2], args.keep)
+                        keep(last[2], Path(tmp) / "results", spec.results, Path(args.keep))
                 print(f"round {r + 1}: {name}: {seconds:.1f} s", file=sys.stderr, flush=True)
     print(f"Sweep {spec.name}: {len(spec.trials)} trials, wall-clock seconds from start to exit "
           f"(median of {args.rounds} round(s)), {os.cpu_count()} cores on this machine\n")
