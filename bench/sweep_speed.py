@@ -74,16 +74,16 @@ def main(argv=None) -> int:
                     if args.keep:
                         keep(last[2], Path(tmp) / "results", spec.results, Path(args.keep))
                 print(f"round {r + 1}: {name}: {seconds:.1f} s", file=sys.stderr, flush=True)
-    print(f"Sweep {spec.name}: {len(spec.trials)} trials, wall-clock seconds from start to exit "
-          f"(median of {args.rounds} round(s)), {os.cpu_count()} cores on this machine\n")
-    print(f"| mode | wall s | sum of trial training s | trials |\n|---|---|---|---|")
-    for name, runs in timings.items():
-        runs.sort()
-        wall, work, n = runs[len(runs) // 2]
-        print(f"| {name} | {wall:.1f} | {work:.1f} | {n} |")
-    serial = sorted(t[0] for t in timings[list(modes)[0]])[args.rounds // 2]
-    parallel = sorted(t[0] for t in timings[list(modes)[1]])[args.rounds // 2]
-    print(f"\nspeed-up {serial / parallel:.2f}x\n\nThe parallel run's results table:\n{last[1]}")
+    print(f"Sweep {spec.name}: {len(spec.trials)} trials; wall-clock seconds from start to exit of each "
+          f"`aecore sweep`, rounds alternating; {os.cpu_count()} cores on this machine\n")
+    names = list(modes)
+    print("| round | " + " | ".join(f"{n}: wall s (sum of trial s)" for n in names) + " | speed-up |")
+    print("|---" * (len(names) + 2) + "|")
+    for r in range(args.rounds):
+        serial, parallel = timings[names[0]][r], timings[names[1]][r]
+        print(f"| {r + 1} | {serial[0]:.1f} ({serial[1]:.1f}) | {parallel[0]:.1f} ({parallel[1]:.1f}) | "
+              f"{serial[0] / parallel[0]:.2f}x |")
+    print(f"\nThe last parallel run's results table:\n{last[1]}")
     return 0
 
 
