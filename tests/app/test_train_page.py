@@ -2,6 +2,7 @@
 stop, the shared queue, invalid injected settings, checkpoint download and upload."""
 import io
 import json
+import os
 import time
 
 import pytest
@@ -101,16 +102,21 @@ def test_stop_keeps_the_model_trained_so_far(run_page):
     assert [b.label for b in at.button] == ["Start training"]
 
 
-def test_a_second_training_waits_in_a_visible_queue(run_page):
+def test_a_second_training_waits_in_a_visible_queue(run_page, monkeypatch):
+    monkeypatch.setattr(jobs.SCHEDULER, "slots", 1)   # one slot, whatever this machine's cores
     images = aecore.load_mnist("test")[0][:4096]
-    others = jobs.TrainingJob("simple", TrainConfig(epochs=1000, batch_size=32), data=(images, None))
+    others = jobs.TrainingJob("simple", TrainConfig(epochs=1000, batch_size=32), data=(images, None),
+                              estimate_s=600)
     jobs.SCHEDULER.submit(others)  # another session's training
     at = run_page(PAGE, **TINY)
     assert any("Another session is training **simple-32, 1000 ep**" in i for i in texts(at.info))
+    assert any("A training you start now waits in the queue" in i for i in texts(at.info))
     at = start(at)
     job = at.session_state["train_job"]
     assert job.state == jobs.QUEUED
-    assert any("waiting in the training queue (position 1)" in i for i in texts(at.info))
+    [waiting] = [i for i in texts(at.info) if "waiting in the training queue (position 1)" in i]
+    assert "another session is training" in waiting and "Expected start: in about" in waiting
+    assert others.pid is None or others.pid != os.getpid()   # it trains in a process of its own
     others.stop()
     run_until(at, lambda: job.finished)
     assert job.state == jobs.DONE and others.state == jobs.STOPPED
