@@ -288,8 +288,9 @@ class TrainingJob:
             self._kept = keep and (state != STOPPED or self.progress is not None)
             self.state, self.message = state, message
             if self._default_label and state != DONE and self._kept:
-                self.label = finished_label(self._model, self.config, self.progress, len(self.history["epoch"]), state)
+                self.label = finished_label(self._model, self.config, self.progress, self._weights_epoch, state)
             self._model.training_info = {**asdict(self.config), "label": self.label}   # also the checkpoint's
+            self._weights = None   # in the model now (or unusable): not kept twice
         self._finished.set()
         if self._on_finish is not None:
             self._on_finish(self)

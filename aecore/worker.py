@@ -39,7 +39,7 @@ from .trainer import Progress, TrainConfig, TrainingDiverged, train
 
 DONE, STOPPED, FAILED = "done", "stopped", "failed"
 PROGRESS_EVERY_S = 0.1      # a UI polls a few times a second: more messages would be waste
-WEIGHTS_EVERY_S = 5.0       # snapshot of the last finished epoch, kept if the worker dies
+WEIGHTS_EVERY_S = 2.0       # snapshot of the last finished epoch, kept if the worker dies
 CURVE_POINTS_PER_EPOCH = 25   # the batch-loss curve is averaged down to this many points
 
 

@@ -3,6 +3,7 @@ stop, the shared queue, invalid injected settings, checkpoint download and uploa
 import io
 import json
 import os
+import signal
 import time
 
 import pytest
@@ -100,6 +101,27 @@ def test_stop_keeps_the_model_trained_so_far(run_page):
     done = len(job.view().history["epoch"])
     assert label in (f"simple-32, {done} of 1000 ep", f"simple-32, stopped at epoch {done + 1} of 1000"), label
     assert [b.label for b in at.button] == ["Start training"]
+
+
+def test_a_killed_training_process_fails_with_a_message_and_keeps_its_last_epoch(run_page):
+    """SIGKILL of the job's process mid-epoch (what the system does when memory runs out):
+    the page says so, keeps the last epoch's model, and the next training runs."""
+    at = start(run_page(PAGE, **TINY | {"train_epochs": 1000, "train_train_size": 4096}))
+    job = at.session_state["train_job"]
+    run_until(at, lambda: job.view().history["epoch"])
+    assert job.pid != os.getpid()
+    os.kill(job.pid, signal.SIGKILL)
+    run_until(at, lambda: job.finished).run()
+    assert job.state == jobs.FAILED and not at.exception
+    [error] = texts(at.error)
+    assert error.startswith("Failed: The training process ended unexpectedly (killed by signal 9, SIGKILL")
+    assert "is kept" in error and "(this session)" in error
+    [(label, model)] = at.session_state["session_models"].items()
+    assert model is job.model and label.endswith("of 1000 ep") and label in error
+    at.number_input(key="train_epochs").set_value(1).run()
+    again = start(at).session_state["train_job"]
+    run_until(at, lambda: again.finished)
+    assert again.state == jobs.DONE and len(at.session_state["session_models"]) == 2
 
 
 def test_a_second_training_waits_in_a_visible_queue(run_page, monkeypatch):
