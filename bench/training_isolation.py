@@ -95,16 +95,50 @@ async def draw_until(page, n: int, deadline: float, out: Round) -> None:
         out.errors.append(f"session {n}: {type(e).__name__}: {str(e).splitlines()[0]}")
 
 
-async def phase(trainer, drawers: list, seconds: float, batch: int) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (the fork server, the training processes, ...)."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, frontier = [], [pid]
+    while frontier:
+        kids = [p for p, parent in parents.items() if parent in frontier]
+        found += kids
+        frontier = kids
+    return found
+
+
+def cpu(server_pid: int) -> tuple[float, float]:
+    """(the server process's CPU seconds, its descendants' CPU seconds: the training)."""
+    return cpu_seconds(server_pid), sum(cpu_seconds(p) for p in descendants(server_pid))
+
+
+async def phase(trainer, drawers: list, seconds: float, batch: int, server_pid: int) -> dict:
     out = Round(len(drawers))
     s0, t0 = await steps_done(trainer), time.monotonic()
+    c0 = cpu(server_pid)
     deadline = t0 + seconds
     if drawers:
         await asyncio.gather(*(draw_until(p, n, deadline, out) for n, p in enumerate(drawers)))
     await asyncio.sleep(max(0.0, deadline - time.monotonic()))
-    s1, t1 = await steps_done(trainer), time.monotonic()
+    s1, t1, c1 = await steps_done(trainer), time.monotonic(), cpu(server_pid)
     return {"sessions": len(drawers), "seconds": t1 - t0, "steps": s1 - s0,
-            "images_per_s": (s1 - s0) * batch / (t1 - t0), "draw": summary(out.draw_ms), "errors": out.errors}
+            "images_per_s": (s1 - s0) * batch / (t1 - t0), "draw": summary(out.draw_ms), "errors": out.errors,
+            "server_cpu": (c1[0] - c0[0]) / (t1 - t0), "training_cpu": (c1[1] - c0[1]) / (t1 - t0),
+            "load": os.getloadavg()[0]}
 
 
 async def measure(sessions: int, phases: int, phase_s: float, browser_nice: int) -> tuple[list[dict], int]:
@@ -125,7 +159,7 @@ async def measure(sessions: int, phases: int, phase_s: float, browser_nice: int)
                 await asyncio.sleep(3)   # past the process start and the first batches
                 results = []
                 for i in range(phases):
-                    results.append(await phase(trainer, drawers if i % 2 else [], phase_s, batch))
+                    results.append(await phase(trainer, drawers if i % 2 else [], phase_s, batch, server.proc.pid))
                     r = results[-1]
                     print(f"phase {i + 1}: {r['sessions']} drawing, {r['images_per_s']:,.0f} training images/s, "
                           f"draw p50 {r['draw']['p50_ms']} ms, n={r['draw']['count']}, errors {len(r['errors'])}",
@@ -142,11 +176,12 @@ async def measure(sessions: int, phases: int, phase_s: float, browser_nice: int)
 def table(results: list[dict], batch: int, sessions: int, phase_s: float) -> Table:
     t = Table(f"Training speed while {sessions} other sessions draw (simple-32, batch {batch})",
               ["phase", "drawing sessions", "seconds", "training steps", "training images/s",
-               "Draw p50 ms", "Draw p95 ms", "strokes", "errors"], formats={"seconds": ".1f"})
+               "Draw p50 ms", "Draw p95 ms", "strokes", "errors", "server CPU", "training CPU", "load avg"],
+              formats={"seconds": ".1f", "server CPU": ".0%", "training CPU": ".0%", "load avg": ".1f"})
     for i, r in enumerate(results, 1):
         t.add(f"{i} ({'with' if r['sessions'] else 'alone'})", r["sessions"], r["seconds"], r["steps"],
               round(r["images_per_s"]), r["draw"]["p50_ms"], r["draw"]["p95_ms"], r["draw"]["count"],
-              len(r["errors"]))
+              len(r["errors"]), r["server_cpu"], r["training_cpu"], r["load"])
     alone = [r["images_per_s"] for r in results if not r["sessions"]]
     loaded = [r["images_per_s"] for r in results if r["sessions"]]
     ratio = statistics.fmean(loaded) / statistics.fmean(alone) if alone and loaded and min(alone) > 0 else None
@@ -156,7 +191,9 @@ def table(results: list[dict], batch: int, sessions: int, phase_s: float) -> Tab
     t.notes += [f"Ratio with/alone (means of the phases): **{ratio:.2f}** (target ≥ {TARGET}: {verdict})."
                 if ratio is not None else "No ratio: a phase kind is missing.",
                 f"Phases of {phase_s:g} s alternate in one run (alone first); the training runs in its own "
-                "process (aecore.launcher); Chromium runs on the same machine at a lower priority."]
+                "process (aecore.launcher); Chromium runs on the same machine at a lower priority. Server "
+                "CPU: the Streamlit process (1 = one core); training CPU: the processes it started "
+                "(the training's); load avg: the machine's, at the phase's end."]
     t.notes += [f"- phase {i}: {e}" for i, r in enumerate(results, 1) for e in r["errors"][:3]]
     return t
 
