@@ -176,12 +176,14 @@ async def measure(sessions: int, phases: int, phase_s: float, browser_nice: int)
 def table(results: list[dict], batch: int, sessions: int, phase_s: float) -> Table:
     t = Table(f"Training speed while {sessions} other sessions draw (simple-32, batch {batch})",
               ["phase", "drawing sessions", "seconds", "training steps", "training images/s",
-               "Draw p50 ms", "Draw p95 ms", "strokes", "errors", "server CPU", "training CPU", "load avg"],
+               "Draw p50 ms", "Draw p95 ms", "strokes", "errors", "server CPU", "training CPU",
+               "images per training CPU-s", "load avg"],
               formats={"seconds": ".1f", "server CPU": ".0%", "training CPU": ".0%", "load avg": ".1f"})
     for i, r in enumerate(results, 1):
         t.add(f"{i} ({'with' if r['sessions'] else 'alone'})", r["sessions"], r["seconds"], r["steps"],
               round(r["images_per_s"]), r["draw"]["p50_ms"], r["draw"]["p95_ms"], r["draw"]["count"],
-              len(r["errors"]), r["server_cpu"], r["training_cpu"], r["load"])
+              len(r["errors"]), r["server_cpu"], r["training_cpu"],
+              round(r["images_per_s"] / r["training_cpu"]) if r["training_cpu"] > 0 else None, r["load"])
     alone = [r["images_per_s"] for r in results if not r["sessions"]]
     loaded = [r["images_per_s"] for r in results if r["sessions"]]
     ratio = statistics.fmean(loaded) / statistics.fmean(alone) if alone and loaded and min(alone) > 0 else None
@@ -193,7 +195,9 @@ def table(results: list[dict], batch: int, sessions: int, phase_s: float) -> Tab
                 f"Phases of {phase_s:g} s alternate in one run (alone first); the training runs in its own "
                 "process (aecore.launcher); Chromium runs on the same machine at a lower priority. Server "
                 "CPU: the Streamlit process (1 = one core); training CPU: the processes it started "
-                "(the training's); load avg: the machine's, at the phase's end."]
+                "(the training's); images per training CPU-s: its work per second of CPU it got, which the "
+                "server's load cannot touch in another process (a thread sharing the server's GIL lost "
+                "its CPU time to waiting); load avg: the machine's, at the phase's end."]
     t.notes += [f"- phase {i}: {e}" for i, r in enumerate(results, 1) for e in r["errors"][:3]]
     return t
 
