@@ -144,6 +144,20 @@ def test_a_second_training_waits_in_a_visible_queue(run_page, monkeypatch):
     assert job.state == jobs.DONE and others.state == jobs.STOPPED
 
 
+def test_with_a_free_slot_a_second_training_starts_at_once(run_page, monkeypatch):
+    monkeypatch.setattr(jobs.SCHEDULER, "slots", 2)
+    images = aecore.load_mnist("test")[0][:4096]
+    others = jobs.TrainingJob("simple", TrainConfig(epochs=1000, batch_size=32), data=(images, None))
+    jobs.SCHEDULER.submit(others)
+    at = run_page(PAGE, **TINY)
+    assert any("A training you start now starts at once (a slot is free)" in i for i in texts(at.info))
+    job = start(at).session_state["train_job"]
+    assert job.state == jobs.RUNNING and jobs.SCHEDULER.running == [others, job]
+    run_until(at, lambda: job.finished)
+    assert job.state == jobs.DONE and others.state == jobs.RUNNING and job.pid != others.pid
+    others.stop()
+
+
 @pytest.mark.parametrize("key, value, message, default", [
     ("train_epochs", 0, "epochs must be an integer from 1 to 1000, got 0", model_spec("simple").epochs),
     ("train_lr_simple", 5.0, "lr must be a number from 1e-06 to 1, got 5.0", 1e-2),

@@ -145,8 +145,8 @@ def test_a_killed_training_process_leaves_the_app_serving(fresh_server, page):
     """SIGKILL of the training's process mid-epoch (issue 11): the page says the job failed
     and why, keeps the last epoch's model, and the same server keeps serving."""
     server = fresh_server()
-    start_training(page, server.url, epochs=200)
-    page.get_by_text("reconstruction after epoch 1").wait_for(timeout=90_000)
+    start_training(page, server.url, epochs=200, **{"Training images (first N of 60,000)": 20_000})
+    page.get_by_text("reconstruction after epoch 1").wait_for(timeout=60_000)
     [worker] = training_processes(server.proc.pid)
     os.kill(worker, signal.SIGKILL)
     page.get_by_text("The training process ended unexpectedly (killed by signal 9").wait_for(timeout=30_000)
