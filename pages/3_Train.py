@@ -230,9 +230,10 @@ def upload_ui() -> None:
 
 st.set_page_config(page_title="Train · MNIST Autoencoder Lab", page_icon="🧠", layout="wide")
 st.title("Train an autoencoder")
-st.caption(f"Training runs in the background, in a process of its own on one CPU core (this server runs "
-           f"up to {jobs.SCHEDULER.slots} at once; more wait in a queue): switch pages and come back, it "
-           "keeps going.")
+slots = jobs.SCHEDULER.slots
+st.caption("Training runs in the background, in a process of its own on one CPU core (this server runs "
+           + ("one at a time" if slots == 1 else f"up to {slots} at once") + "; more wait in a queue): switch "
+           "pages and come back, it keeps going.")
 restore_settings()
 drop_invalid_settings()
 name, code, config = settings_ui()
