@@ -22,6 +22,8 @@ slow each other (DESIGN.md measured 3–40× when they shared one). Messages com
 through a one-way pipe, sent by a thread in the worker so training never waits on a busy
 server; the server side waits on the pipe and the process sentinel together, so a worker
 that dies (SIGKILL, out of memory, a crash) is noticed at once, never waited on forever.
+Messages are pickles from our own worker code (the same trust as the code itself); a back
+end on other machines must keep that boundary, e.g. only run on nodes the server trusts.
 """
 from __future__ import annotations
 
