@@ -251,7 +251,6 @@ elif st.button("Start training", type="primary"):
     start(name, code, config)
 
 
-# polled even when nobody trains, so a training another session starts shows up by itself
 def others_words(others: list) -> str:
     def one(j):
         p = j.view().progress
@@ -263,6 +262,7 @@ def others_words(others: list) -> str:
     return head + "; ".join(one(j) for j in others) + ". " + queue
 
 
+# polled even when nobody trains, so a training another session starts shows up by itself
 @st.fragment(run_every=0.5 if active else 1.0 if busy else 2.0)
 def live() -> None:
     others = jobs.SCHEDULER.others(job)
