@@ -76,6 +76,8 @@ async def open_drawer(browser, url: str):
     await page.goto(url + "/Draw", timeout=STEP_TIMEOUT_MS)
     await settle(page)
     await page.locator(CANVAS).wait_for(timeout=STEP_TIMEOUT_MS)
+    # one stroke first, not measured: a session's first rerun loads what later ones reuse
+    await draw_once(page, page.locator(CANVAS), random.Random(0), Round(1), "warm-up stroke")
     return page
 
 
@@ -154,7 +156,7 @@ async def measure(sessions: int, phases: int, phase_s: float, browser_nice: int)
             browser = await pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
             try:
                 await warm_up(browser, server.url)
-                drawers = [await open_drawer(browser, server.url) for _ in range(sessions)]
+                drawers = await asyncio.gather(*(open_drawer(browser, server.url) for _ in range(sessions)))
                 trainer, batch = await start_training(browser, server.url, epochs=1000, train_size=0)
                 await asyncio.sleep(3)   # past the process start and the first batches
                 results = []
