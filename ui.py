@@ -167,16 +167,25 @@ def image_row(images, captions, scale: int = 4) -> None:
 
 
 def png_data_url(image: np.ndarray) -> str:
-    """(H,W) float array in [0,1] -> a "data:image/png;base64,..." URL of its grey levels
-    (a Plotly layout image: one PNG instead of H*W numbers)."""
+    """(H,W) float array in [0,1] or uint8 array -> a "data:image/png;base64,..." URL of its
+    grey levels (a Plotly layout image: one PNG instead of H*W numbers)."""
+    if image.dtype != np.uint8:
+        image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
     buf = io.BytesIO()
-    Image.fromarray((np.clip(image, 0, 1) * 255).round().astype(np.uint8)).save(buf, "PNG")
+    Image.fromarray(image).save(buf, "PNG", compress_level=1)   # nearest-enlarged digits: small anyway
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def digit_image(image, scale: int = 4) -> str:
+    """A digit, enlarged (`to_pixels`), as a PNG data URL for st.image: the picture travels in
+    the rerun's own message (about 0.5 kB) instead of as a file the browser fetches afterwards,
+    and PNG keeps its pixels exact (st.image would encode an array as JPEG)."""
+    return png_data_url(to_pixels(image, scale))
 
 
 def image_grid(images, captions=None, scale: int = 4) -> None:
     """Equally sized images, each 28*scale px wide, flowing left to right and wrapping
     to as many per line as the screen holds: one element (one st.image of a list), so
     any number of images keeps one size, and a phone shows a compact grid."""
-    pixels = [to_pixels(image, scale) for image in images]
-    st.image(pixels, caption=list(captions) if captions is not None else None, width=28 * scale)
+    st.image([digit_image(image, scale) for image in images],
+             caption=list(captions) if captions is not None else None, width=28 * scale)

@@ -38,20 +38,27 @@ DIGIT = [[(0.25, 0.2), (0.75, 0.2)], [(0.75, 0.2), (0.45, 0.85)], [(0.35, 0.5), 
 # where the script run is over (notRunning, nothing stale) and the page's images differ.
 ARM_JS = """
 (selector) => {
-  const srcs = () => Array.from(document.querySelectorAll(selector), i => i.src).join('|');
-  const before = srcs();
-  let t0 = null;
+  const imgs = () => Array.from(document.querySelectorAll(selector));
+  const before = imgs().map(i => i.src).join('|');
+  let t0 = null, changed = null, busy = 0;
   const start = e => { if (t0 === null) t0 = e.timeStamp; };
   window.addEventListener('pointerup', start, {capture: true, once: true});
   window.addEventListener('keydown', start, {capture: true, once: true});
+  const tasks = new PerformanceObserver(list => {   // the browser's own long tasks (> 50 ms)
+    for (const e of list.getEntries()) if (t0 !== null && e.startTime >= t0) busy += e.duration; });
+  try { tasks.observe({type: 'longtask'}); } catch (e) {}
   window.__floorDone = new Promise((resolve, reject) => {
     const limit = performance.now() + 60000;
     const check = now => {
       const app = document.querySelector('[data-testid=stApp]');
-      const done = t0 !== null && app && app.dataset.testScriptState === 'notRunning'
+      const shown = imgs();
+      const differ = t0 !== null && shown.map(i => i.src).join('|') !== before;
+      if (differ && changed === null) changed = now - t0;
+      const done = differ && app && app.dataset.testScriptState === 'notRunning'
         && !document.querySelector('[data-testid=stElementContainer][data-stale=true]')
-        && srcs() !== before;
-      if (done) resolve({ms: now - t0, images: document.querySelectorAll(selector).length});
+        && shown.every(i => i.complete && i.naturalWidth > 0);   // the pictures are on screen
+      if (done) { tasks.disconnect();
+                  resolve({ms: now - t0, changed: changed, busy: busy, images: shown.length}); }
       else if (now > limit) reject(new Error('no finished run with changed images within 60 s'));
       else requestAnimationFrame(check);
     };
@@ -77,7 +84,7 @@ class Side:
     """One page in its own browser context: an app page or a floor page."""
 
     def __init__(self, browser, url: str, name: str):
-        self.name, self.url, self.ms, self.images = name, url, [], 0
+        self.name, self.url, self.ms, self.images, self.detail = name, url, [], 0, []
         self.page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
         self.page.set_default_timeout(60_000)
         self.load()
@@ -96,6 +103,7 @@ class Side:
         result = self.page.evaluate("window.__floorDone")
         self.ms.append(result["ms"])
         self.images = result["images"]
+        self.detail.append((result["changed"], result["busy"]))
         settle(self.page)
 
 
@@ -172,13 +180,17 @@ def measure(samples: int, log_dir: Path) -> dict:
 
 def table(results: dict, quick: bool, load_before: float) -> Table:
     t = Table("Draw and Denoise against the stack's floor" + (" (quick)" if quick else ""),
-              ["interaction", "page", "samples", "median ms", "p90 ms", "median ratio page/floor", "goal"],
-              formats={"median ms": ".0f", "p90 ms": ".0f", "median ratio page/floor": ".2f"})
+              ["interaction", "page", "samples", "images", "median ms", "p90 ms", "median ratio page/floor", "goal",
+               "first change ms", "browser long tasks ms"],
+              formats={"median ms": ".0f", "p90 ms": ".0f", "median ratio page/floor": ".2f",
+                       "first change ms": ".0f", "browser long tasks ms": ".0f"})
     heads = []
     for interaction, (app, floor) in results.items():
         (am, ap), (fm, fp) = stats(app.ms), stats(floor.ms)
-        t.add(interaction, app.name, len(app.ms), am, ap, am / fm, f"≤ {TARGET_RATIO:g}")
-        t.add(interaction, floor.name, len(floor.ms), fm, fp, 1.0, "")
+        for side, median, p90, ratio, goal in ((app, am, ap, am / fm, f"≤ {TARGET_RATIO:g}"),
+                                               (floor, fm, fp, 1.0, "")):
+            changed, busy = (statistics.median(v) for v in zip(*side.detail))
+            t.add(interaction, side.name, len(side.ms), side.images, median, p90, ratio, goal, changed, busy)
         heads.append(f"{interaction} {am:.0f} ms vs {fm:.0f} ms on its floor ({am / fm:.2f}×, goal ≤ {TARGET_RATIO:g}×)")
     t.headline = "Floor: " + "; ".join(heads) + "."
     t.notes += [
@@ -186,7 +198,9 @@ def table(results: dict, quick: bool, load_before: float) -> Table:
         "bench/floor_pages/draw_floor.py, floor (b): denoise_floor.py). Each round does the same "
         "interaction on the page and on its floor, alternating which goes first. Time: from the input "
         "event (mouse-up, key press) to the first animation frame where the script run is over and the "
-        "page's images changed, measured in the page. Strokes: three per digit, then both pages reload; "
+        "page's images changed and loaded, measured in the page (first change: the first frame where an "
+        "image's address changed; long tasks: the browser's main-thread tasks over 50 ms in that time, "
+        "medians). Strokes: three per digit, then both pages reload; "
         "slider: four steps right, four left, from the default level.",
         f"Load average before the run: {load_before:.2f} (1 min), on {os.cpu_count()} cores."]
     return t
