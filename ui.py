@@ -4,7 +4,9 @@ nothing here does maths."""
 from __future__ import annotations
 
 import base64
+import gc
 import io
+import sys
 
 import numpy as np
 import streamlit as st
@@ -110,11 +112,28 @@ def train_setting_errors(settings: dict) -> dict[str, str]:
     return errors
 
 
+_frozen_at = 0   # len(sys.modules) at the last freeze
+
+
+def freeze_long_lived() -> None:
+    """Move what is loaded by now (modules: torch, plotly, scipy...; the cached models) out of
+    the garbage collector's reach, once, and again after many new imports: a full collection
+    then walks only what reruns create. Streamlit's collection after every run is off
+    (.streamlit/config.toml, runner.postScriptGC); this keeps Python's own, rarer full
+    collections short too. Costs one full collection when it runs."""
+    global _frozen_at
+    if len(sys.modules) > _frozen_at + 25:
+        _frozen_at = len(sys.modules)
+        gc.collect()
+        gc.freeze()
+
+
 def available_models(denoisers: bool | None = None) -> dict:
     """{label: model}: shipped models that loaded, then this session's models (trained on
     the Train page or uploaded). `denoisers=True/False` keeps only the models that were
     (not) trained to remove noise: the manifest says so for a shipped model, the recorded
     training settings (aecore.checkpoint.trained_noise) for a session's model."""
+    freeze_long_lived()
     out = {s.name: s.model for s in shipped()
            if s.model is not None and (denoisers is None or s.is_denoiser == denoisers)}
     # a copy: a training thread may add a model while we iterate

@@ -135,11 +135,27 @@ def alternate(pair: tuple[Side, Side], act, i: int) -> None:
         side.measure(act)
 
 
+def warm_up(pair, act) -> None:
+    """One untimed interaction per side: a fresh server loads models and scripts on its first."""
+    for side in pair:
+        side.measure(act)
+        side.ms.pop()
+        side.detail.pop()
+
+
+def rss_mb(server) -> float:
+    """The server process's resident memory (Linux), MB."""
+    for line in Path(f"/proc/{server.proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def run_draw(pair, samples: int) -> None:
     for side in pair:
         side.page.locator(CANVAS).wait_for()
     for i in range(samples):
-        if i and i % len(DIGIT) == 0:   # a fresh canvas for the next digit (untimed)
+        if i % len(DIGIT) == 0:   # a fresh canvas for the next digit (untimed)
             for side in pair:
                 side.load()
                 side.page.locator(CANVAS).wait_for()
@@ -173,12 +189,21 @@ def measure(samples: int, log_dir: Path) -> dict:
                 Side(browser, servers["floor_a"].url, "floor (a)"))
         denoise = (Side(browser, servers["app"].url + "/Denoise", "Denoise page"),
                    Side(browser, servers["floor_b"].url, "floor (b)"))
+        warm_up(draw, lambda page: stroke(page, DIGIT[0]))
+        warm_up(denoise, slider_step("ArrowLeft"))
+        warm_up(denoise, slider_step("ArrowRight"))
+        rss = [rss_mb(servers["app"])]
         run_draw(draw, samples)
         run_denoise(denoise, samples)
-        return {"a stroke on Draw": draw, "a slider step on Denoise": denoise}
+        rss.append(rss_mb(servers["app"]))
+        return {"a stroke on Draw": draw, "a slider step on Denoise": denoise}, rss
 
 
-def table(results: dict, quick: bool, load_before: float) -> Table:
+def samples_of(results: dict) -> int:
+    return sum(len(app.ms) for app, _ in results.values())
+
+
+def table(results: dict, quick: bool, load_before: float, rss: list[float]) -> Table:
     t = Table("Draw and Denoise against the stack's floor" + (" (quick)" if quick else ""),
               ["interaction", "page", "samples", "images", "median ms", "p90 ms", "median ratio page/floor", "goal",
                "first change ms", "browser long tasks ms"],
@@ -202,27 +227,35 @@ def table(results: dict, quick: bool, load_before: float) -> Table:
         "image's address changed; long tasks: the browser's main-thread tasks over 50 ms in that time, "
         "medians). Strokes: three per digit, then both pages reload; "
         "slider: four steps right, four left, from the default level.",
+        f"The app server's memory (RSS): {rss[0]:.0f} MB after a first stroke and slider step, "
+        f"{rss[1]:.0f} MB after the {samples_of(results)} timed reruns (and a new session on the Draw "
+        f"page every {len(DIGIT)} strokes).",
         f"Load average before the run: {load_before:.2f} (1 min), on {os.cpu_count()} cores."]
     return t
 
 
-def run(quick: bool = False, samples: int | None = None) -> list[Table]:
+def run(quick: bool = False, samples: int | None = None, raw: bool = False) -> list[Table]:
     samples = samples or (3 if quick else 24)
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="aecore-floor-") as logs:
-        results = measure(samples, Path(logs))
-    return [table(results, quick, load_before)]
+        results, rss = measure(samples, Path(logs))
+    if raw:
+        for app, floor in results.values():
+            for side in (app, floor):
+                print(f"{side.name}: " + " ".join(f"{ms:.0f}" for ms in side.ms))
+    return [table(results, quick, load_before, rss)]
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="3 samples per side: a smoke test")
     p.add_argument("--samples", type=int, help="rounds per interaction (default 24, 3 with --quick)")
+    p.add_argument("--raw", action="store_true", help="also print every sample, in order")
     args = p.parse_args(argv)
     if args.samples is not None and args.samples < 1:
         p.error("--samples must be at least 1")
     started = time.perf_counter()
-    for item in run(args.quick, args.samples):
+    for item in run(args.quick, args.samples, raw=args.raw):
         print(item.markdown(figures=False))
     print(f"[floor: {time.perf_counter() - started:.0f} s]")
     return 0
