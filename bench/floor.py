@@ -178,10 +178,11 @@ def measure(samples: int, log_dir: Path) -> dict:
     """{interaction: (app Side, floor Side)} after `samples` alternating rounds each."""
     from .latency import launch_browser
     with ExitStack() as stack:
-        servers = {}
-        for name, app in (("app", REPO_ROOT / "app.py"), ("floor_a", FLOOR_PAGES / "draw_floor.py"),
-                          ("floor_b", FLOOR_PAGES / "denoise_floor.py")):
-            servers[name] = stack.enter_context(StreamlitServer(app=app, log_path=log_dir / f"{name}.log"))
+        servers = {name: StreamlitServer(app=app, log_path=log_dir / f"{name}.log") for name, app in (
+            ("app", REPO_ROOT / "app.py"), ("floor_a", FLOOR_PAGES / "draw_floor.py"),
+            ("floor_b", FLOOR_PAGES / "denoise_floor.py"))}
+        for server in servers.values():   # from this thread: a server dies with the thread that started it
+            stack.enter_context(server)
         browser, why = launch_browser(stack)
         if browser is None:
             raise RuntimeError(f"the floor bench needs a real browser: {why}")
@@ -235,7 +236,7 @@ def table(results: dict, quick: bool, load_before: float, rss: list[float]) -> T
 
 
 def run(quick: bool = False, samples: int | None = None, raw: bool = False) -> list[Table]:
-    samples = samples or (3 if quick else 24)
+    samples = samples or (2 if quick else 24)
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="aecore-floor-") as logs:
         results, rss = measure(samples, Path(logs))
@@ -248,8 +249,8 @@ def run(quick: bool = False, samples: int | None = None, raw: bool = False) -> l
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="3 samples per side: a smoke test")
-    p.add_argument("--samples", type=int, help="rounds per interaction (default 24, 3 with --quick)")
+    p.add_argument("--quick", action="store_true", help="2 samples per side: a smoke test")
+    p.add_argument("--samples", type=int, help="rounds per interaction (default 24, 2 with --quick)")
     p.add_argument("--raw", action="store_true", help="also print every sample, in order")
     args = p.parse_args(argv)
     if args.samples is not None and args.samples < 1:
