@@ -151,7 +151,7 @@ def rss_mb(server) -> float:
     return float("nan")
 
 
-def run_draw(pair, samples: int) -> None:
+def run_draw(pair, samples: int, after_round=lambda: None) -> None:
     for side in pair:
         side.page.locator(CANVAS).wait_for()
     for i in range(samples):
@@ -160,13 +160,15 @@ def run_draw(pair, samples: int) -> None:
                 side.load()
                 side.page.locator(CANVAS).wait_for()
         alternate(pair, lambda page, s=DIGIT[i % len(DIGIT)]: stroke(page, s), i)
+        after_round()
 
 
-def run_denoise(pair, samples: int) -> None:
+def run_denoise(pair, samples: int, after_round=lambda: None) -> None:
     for side in pair:
         slider(side.page).wait_for()
     for i in range(samples):   # 4 steps right, 4 left: stays inside the slider's range
         alternate(pair, slider_step("ArrowRight" if (i // 4) % 2 == 0 else "ArrowLeft"), i)
+        after_round()
 
 
 def stats(ms: list[float]) -> tuple[float, float]:
@@ -193,10 +195,9 @@ def measure(samples: int, log_dir: Path) -> dict:
         warm_up(draw, lambda page: stroke(page, DIGIT[0]))
         warm_up(denoise, slider_step("ArrowLeft"))
         warm_up(denoise, slider_step("ArrowRight"))
-        rss = [rss_mb(servers["app"])]
-        run_draw(draw, samples)
-        run_denoise(denoise, samples)
-        rss.append(rss_mb(servers["app"]))
+        rss = [rss_mb(servers["app"])]   # then after every round: is memory flat over many reruns?
+        run_draw(draw, samples, lambda: rss.append(rss_mb(servers["app"])))
+        run_denoise(denoise, samples, lambda: rss.append(rss_mb(servers["app"])))
         return {"a stroke on Draw": draw, "a slider step on Denoise": denoise}, rss
 
 
@@ -229,8 +230,8 @@ def table(results: dict, quick: bool, load_before: float, rss: list[float]) -> T
         "medians). Strokes: three per digit, then both pages reload; "
         "slider: four steps right, four left, from the default level.",
         f"The app server's memory (RSS): {rss[0]:.0f} MB after a first stroke and slider step, "
-        f"{rss[1]:.0f} MB after the {samples_of(results)} timed reruns (and a new session on the Draw "
-        f"page every {len(DIGIT)} strokes).",
+        f"{rss[-1]:.0f} MB after the {samples_of(results)} timed reruns (a new session on the Draw page "
+        f"every {len(DIGIT)} strokes), at most {max(rss):.0f} MB in between.",
         f"Load average before the run: {load_before:.2f} (1 min), on {os.cpu_count()} cores."]
     return t
 
