@@ -4,7 +4,9 @@ nothing here does maths."""
 from __future__ import annotations
 
 import base64
+import gc
 import io
+import sys
 
 import numpy as np
 import streamlit as st
@@ -110,11 +112,28 @@ def train_setting_errors(settings: dict) -> dict[str, str]:
     return errors
 
 
+_frozen_at = 0   # len(sys.modules) at the last freeze
+
+
+def freeze_long_lived() -> None:
+    """Move what is loaded by now (modules: torch, plotly, scipy...; the cached models) out of
+    the garbage collector's reach, once, and again after many new imports: a full collection
+    then walks only what reruns create. Streamlit's collection after every run is off
+    (.streamlit/config.toml, runner.postScriptGC); this keeps Python's own, rarer full
+    collections short too. Costs one full collection when it runs."""
+    global _frozen_at
+    if len(sys.modules) > _frozen_at + 25:
+        _frozen_at = len(sys.modules)
+        gc.collect()
+        gc.freeze()
+
+
 def available_models(denoisers: bool | None = None) -> dict:
     """{label: model}: shipped models that loaded, then this session's models (trained on
     the Train page or uploaded). `denoisers=True/False` keeps only the models that were
     (not) trained to remove noise: the manifest says so for a shipped model, the recorded
     training settings (aecore.checkpoint.trained_noise) for a session's model."""
+    freeze_long_lived()
     out = {s.name: s.model for s in shipped()
            if s.model is not None and (denoisers is None or s.is_denoiser == denoisers)}
     # a copy: a training thread may add a model while we iterate
@@ -167,16 +186,25 @@ def image_row(images, captions, scale: int = 4) -> None:
 
 
 def png_data_url(image: np.ndarray) -> str:
-    """(H,W) float array in [0,1] -> a "data:image/png;base64,..." URL of its grey levels
-    (a Plotly layout image: one PNG instead of H*W numbers)."""
+    """(H,W) float array in [0,1] or uint8 array -> a "data:image/png;base64,..." URL of its
+    grey levels (a Plotly layout image: one PNG instead of H*W numbers)."""
+    if image.dtype != np.uint8:
+        image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
     buf = io.BytesIO()
-    Image.fromarray((np.clip(image, 0, 1) * 255).round().astype(np.uint8)).save(buf, "PNG")
+    Image.fromarray(image).save(buf, "PNG", compress_level=1)   # nearest-enlarged digits: small anyway
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def digit_image(image, scale: int = 4) -> str:
+    """A digit, enlarged (`to_pixels`), as a PNG data URL for st.image: the picture travels in
+    the rerun's own message (about 0.5 kB) instead of as a file the browser fetches afterwards,
+    and PNG keeps its pixels exact (st.image would encode an array as JPEG)."""
+    return png_data_url(to_pixels(image, scale))
 
 
 def image_grid(images, captions=None, scale: int = 4) -> None:
     """Equally sized images, each 28*scale px wide, flowing left to right and wrapping
     to as many per line as the screen holds: one element (one st.image of a list), so
     any number of images keeps one size, and a phone shows a compact grid."""
-    pixels = [to_pixels(image, scale) for image in images]
-    st.image(pixels, caption=list(captions) if captions is not None else None, width=28 * scale)
+    st.image([digit_image(image, scale) for image in images],
+             caption=list(captions) if captions is not None else None, width=28 * scale)

@@ -33,6 +33,7 @@ SECTIONS = {
     "rate_distortion": ("6. Compression: rate and distortion", "bench.rate_distortion"),
     "precision": ("7. Training precision: bfloat16 and channels-last", "bench.precision"),
     "cli": ("8. Command-line start-up", "bench.cli"),
+    "floor": ("9. Draw and Denoise against the stack's floor (real Chromium)", "bench.floor"),
 }
 
 

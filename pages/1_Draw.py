@@ -2,7 +2,6 @@
 import re
 import time
 
-import plotly.graph_objects as go
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
@@ -87,11 +86,13 @@ def literal(text: str) -> str:
     return f"{fence} {text} {fence}"
 
 
-def code_chart(code, label):
-    fig = go.Figure(go.Bar(x=list(range(len(code))), y=code, marker_color="#4c78a8"))
-    fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), title=f"code of {label}",
-                      xaxis_title="code unit", yaxis_title="value")
-    return fig
+def code_chart(code, label) -> dict:
+    """A plain dict: st.plotly_chart validates it once (a go.Figure built here would be validated twice)."""
+    return {"data": [{"type": "bar", "x": list(range(len(code))), "y": [float(v) for v in code],
+                      "marker": {"color": "#4c78a8"}}],
+            "layout": {"height": 260, "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
+                       "title": {"text": f"code of {label}"}, "xaxis": {"title": {"text": "code unit"}},
+                       "yaxis": {"title": {"text": "value"}}}}
 
 
 def novelty_note(digit, models) -> None:
@@ -112,7 +113,7 @@ with left:
 models = ui.available_models()
 if digit is not None:
     st.session_state["drawing"] = digit
-    right.image(ui.to_pixels(digit, 5), caption="what the models see: 28×28, MNIST-style", width=140)
+    right.image(ui.digit_image(digit, 5), caption="what the models see: 28×28, MNIST-style", width=140)
     if not models:
         st.warning("No model is available: train one on the Train page.")
         st.stop()

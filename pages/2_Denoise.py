@@ -1,5 +1,4 @@
 """Add noise to digits and compare a denoising autoencoder, a plain one and a classic method."""
-import plotly.graph_objects as go
 import streamlit as st
 
 import ui
@@ -59,14 +58,20 @@ def comparison_row(title, images, caption, detail=None, help=None):
         ui.image_grid(images, scale=3)
 
 
-def curve_chart(curve, kind, level):
-    fig = go.Figure([go.Scatter(x=denoising.curve_levels(kind), y=ys, name=name, mode="lines+markers")
-                     for name, ys in curve.items()])
-    fig.add_vline(x=level, line_dash="dash", line_color="grey", annotation_text=f"level {level:g}")
-    fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), yaxis_title="mean PSNR (dB)",
-                      xaxis_title=f"{NOISE_LABELS[kind]} noise level: {LEVEL_HELP[kind]}",
-                      title=f"PSNR against noise level, {CURVE_IMAGES} test digits")
-    return fig
+def curve_chart(curve, kind, level) -> dict:
+    """The figure as a plain dict: st.plotly_chart validates it once (a go.Figure built here would
+    be validated twice); the level is a plain shape and label (add_vline builds the same far slower)."""
+    xs = list(denoising.curve_levels(kind))
+    return {"data": [{"type": "scatter", "x": xs, "y": list(ys), "name": name, "mode": "lines+markers"}
+                     for name, ys in curve.items()],
+            "layout": {"height": 380, "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+                       "yaxis": {"title": {"text": "mean PSNR (dB)"}},
+                       "xaxis": {"title": {"text": f"{NOISE_LABELS[kind]} noise level: {LEVEL_HELP[kind]}"}},
+                       "title": {"text": f"PSNR against noise level, {CURVE_IMAGES} test digits"},
+                       "shapes": [{"type": "line", "x0": level, "x1": level, "y0": 0, "y1": 1, "yref": "paper",
+                                   "line": {"dash": "dash", "color": "grey"}}],
+                       "annotations": [{"x": level, "y": 1, "yref": "paper", "text": f"level {level:g}",
+                                        "showarrow": False, "xanchor": "left", "yanchor": "top"}]}}
 
 
 denoisers, plains = ui.available_models(denoisers=True), ui.available_models(denoisers=False)

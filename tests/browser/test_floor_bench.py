@@ -1,0 +1,26 @@
+"""bench/floor.py in quick mode: the app and both floor pages answer in real Chromium, every
+timed interaction changed the page's images, and the table's numbers are finite (no timing
+is asserted: the machine is shared)."""
+import math
+import tempfile
+from pathlib import Path
+
+from bench import floor
+
+
+def test_quick_floor_bench_measures_both_interactions_on_both_sides():
+    with tempfile.TemporaryDirectory() as logs:
+        results, rss = floor.measure(2, Path(logs))
+    assert list(results) == ["a stroke on Draw", "a slider step on Denoise"]
+    for interaction, (app, base) in results.items():
+        for side in (app, base):
+            assert len(side.ms) == 2, (interaction, side.name)   # each resolved only once its images changed
+            assert all(math.isfinite(ms) and ms > 0 for ms in side.ms), (side.name, side.ms)
+        assert base.images == 1, interaction                         # a floor page holds one picture
+        assert app.images > 1, interaction                           # the page: input and reconstructions / rows
+    assert all(math.isfinite(mb) and mb > 100 for mb in rss)          # the app server's RSS, read from /proc
+    table = floor.table(results, True, 0.0, rss)
+    assert [row[1] for row in table.rows] == ["Draw page", "floor (a)", "Denoise page", "floor (b)"]
+    for row in table.rows:
+        assert all(math.isfinite(c) for c in row if isinstance(c, (int, float))), row
+    assert "goal ≤ 1.25×" in table.headline
