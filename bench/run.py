@@ -33,6 +33,8 @@ SECTIONS = {
     "rate_distortion": ("6. Compression: rate and distortion", "bench.rate_distortion"),
     "precision": ("7. Training precision: bfloat16 and channels-last", "bench.precision"),
     "cli": ("8. Command-line start-up", "bench.cli"),
+    # its own process (Locust patches the standard library for gevent): bench/capacity/__init__.py
+    "capacity": ("9. Capacity: concurrent sessions without browsers", "bench.capacity"),
 }
 
 

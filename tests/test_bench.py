@@ -15,7 +15,8 @@ from bench.common import Table, line_chart
 from tests.conftest import ROOT
 
 DOCS = ROOT / "docs" / "BENCHMARKS.md"
-SECTIONS = ["quality", "denoise", "train_speed", "latency", "scaling", "rate_distortion", "precision", "cli"]
+SECTIONS = ["quality", "denoise", "train_speed", "latency", "scaling", "rate_distortion", "precision", "cli",
+            "capacity"]
 ENV_KEYS = {"date", "torch", "threads", "cores"}
 
 
@@ -29,7 +30,7 @@ def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "BENCHMARKS.md"
     before = _digest(DOCS)
     proc = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, capture_output=True, text=True, timeout=480)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert _digest(DOCS) == before, "quick mode changed docs/BENCHMARKS.md"
     return proc, out.read_text(), json.loads(out.with_suffix(".json").read_text()), out.parent

@@ -63,13 +63,13 @@ def tables(result: dict, Table) -> list:
     ladder.headline = f"Capacity: {best or 'no'} concurrent drawing sessions held at p95 ≤ 500 ms while a training runs."
     out = [ladder]
     if result.get("forged"):
-        f = Table("Forged protocol messages (while other sessions draw)", ["message", "expected", "outcome",
-                                                                          "next real stroke"])
+        f = Table("Forged protocol messages (while other sessions draw)",
+                  ["message", "expected", "outcome", "answered in ms", "next real stroke"],
+                  formats={"answered in ms": ".0f"})
         for r in result["forged"]["cases"]:
             f.add(r["case"], r["expected"], r["outcome"] + (f" (code {r['close_code']})" if r.get("close_code") else ""),
-                  r["next_stroke"])
-        f.notes.append(f"Meanwhile {result['forged']['normal_sessions_done']} of {result['forged']['normal_sessions']} "
-                       f"sessions drew {result['forged']['normal_strokes']} strokes; errors: "
-                       f"{len(result['forged']['errors'])}.")
+                  r["seconds"] * 1000 if r.get("seconds") is not None else "n/a", r["next_stroke"])
+        f.notes.append(f"Meanwhile {result['forged']['normal_sessions']} sessions drew "
+                       f"{result['forged']['normal_strokes']} strokes; errors: {len(result['forged']['errors'])}.")
         out.append(f)
     return out

@@ -271,7 +271,7 @@ class Trainer:
         self.state = {epochs.id: {"int_value": TRAIN_EPOCHS}}
         run = self.session.rerun({**self.state, start.id: {"trigger_value": True}})
         deadline = time.monotonic() + TRAIN_START_TIMEOUT_S
-        while not self._progress(run):
+        while run.widget("button", contains="Stop") is None or not self._progress(run):
             if run.exceptions or run.errors_shown:
                 raise ProtocolError(f"the training did not start: {(run.exceptions + run.errors_shown)[0]}")
             if time.monotonic() > deadline:
@@ -283,7 +283,8 @@ class Trainer:
 
     @staticmethod
     def _progress(run) -> str | None:
-        return next((t for t in run.texts if "images/s" in t), None)
+        """The job's progress line ("... images/s · elapsed ..."), not the expected-time caption."""
+        return next((t for t in run.texts if "images/s" in t and "elapsed" in t), None)
 
     def _poll(self, run):
         interval, fragment = run.auto_rerun or (1.0, None)
@@ -309,15 +310,15 @@ class Trainer:
         self._stop.set()
         if self._greenlet is not None:
             self._greenlet.join(timeout=self.timeout_s)
-        run = self.last
-        self.info["progress_at_end"] = " ".join((self._progress(run) or "").split())[:200]
-        stop = run.widget("button", contains="Stop")
-        self.info["running_at_end"] = stop is not None
-        if stop is not None:
-            try:
+        self.info["progress_at_end"] = " ".join((self._progress(self.last) or "").split())[:200]
+        try:   # a fragment run re-sends only the fragment: the whole page shows whether Stop is there
+            run = self.session.rerun(self.state)
+            stop = run.widget("button", contains="Stop")
+            self.info["running_at_end"] = stop is not None
+            if stop is not None:
                 self.session.rerun({**self.state, stop.id: {"trigger_value": True}})
-            except ProtocolError as e:
-                self.errors.append(f"trainer: Stop: {e}")
+        except ProtocolError as e:
+            self.errors.append(f"trainer: Stop: {e}")
         self.session.close()
         self.info["polls"] = len(self.polls)
         self.info["poll_p95_s"] = percentile(self.polls, 95)
@@ -339,7 +340,10 @@ def rss_sampler(server: Server, out: dict, stop: gevent.event.Event, every_s: fl
     out["peak"], out["children"] = round(peak, 1), round(children, 1)
 
 
-def run_step(server: Server, n: int, plan: dict, drawings: list, train: bool) -> Step:
+def run_step(server: Server, n: int, plan: dict, drawings: list, train: bool,
+             until: gevent.event.Event | None = None) -> Step:
+    """N drawing sessions (Locust) on `server`, with one training if `train`; ends when every
+    session has left, at `plan["step_seconds"]` (an error) or when `until` is set."""
     step = Step(n, server.gc, load_before=round(os.getloadavg()[0], 2))
     began = time.perf_counter()
     server.skip_log()
@@ -360,9 +364,9 @@ def run_step(server: Server, n: int, plan: dict, drawings: list, train: bool) ->
     runner.start(n, spawn_rate=plan["spawn_rate"])
     deadline = time.monotonic() + plan["step_seconds"]
     gevent.sleep(0.5)
-    while time.monotonic() < deadline and runner.user_count > 0:
+    while time.monotonic() < deadline and runner.user_count > 0 and not (until and until.is_set()):
         gevent.sleep(0.25)
-    if runner.user_count > 0:
+    if runner.user_count > 0 and not (until and until.is_set()):
         step.errors.append(f"{runner.user_count} session(s) still running after {plan['step_seconds']:g} s: stopped")
     runner.quit()
     step.sessions_done = len(user.done)
@@ -471,6 +475,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.sessions, args.gc, args.strokes, args.moves, args.think = [3], ["config"], 3, 2, 0.3
+        args.session_ttl = min(args.session_ttl, 2)
         args.step_seconds = min(args.step_seconds, 90.0)
     if min(args.sessions) < 1 or args.strokes < 1 or args.moves < 0 or args.think < 0 or args.timeout <= 0:
         p.error("--sessions and --strokes must be at least 1, --moves and --think at least 0")
