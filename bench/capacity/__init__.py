@@ -54,7 +54,10 @@ def tables(result: dict, Table) -> list:
         held[gc] = max(ok) if ok else 0
         ladder.notes.append(f"postScriptGC {gc}: **sessions held at p95 ≤ 500 ms, no error: {held[gc] or 'none'}**; "
                             f"server RSS after warm-up {info['rss_warm']} MB, after every session left and its "
-                            f"state expired ({info['ttl_s']} s TTL) {info.get('rss_released', '—')} MB.")
+                            f"state expired ({info['ttl_s']} s TTL) {info.get('rss_released', '—')} MB, with "
+                            f"{info.get('metrics_released', {}).get('active_sessions', '—')} sessions and "
+                            f"{info.get('metrics_released', {}).get('session_state_bytes', '—')} bytes of session "
+                            "state left (Streamlit's /_stcore/metrics).")
     args = result["args"]
     ladder.notes.append(f"Each session: one websocket, open Draw, {args['strokes']} strokes (Clear every 4), open "
                         f"Denoise, {args['moves']} slider steps, {args['think']} s ±20% between inputs; round trip = "

@@ -35,6 +35,7 @@ import random
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -76,6 +77,7 @@ class Step:
     sessions_done: int = 0
     rss_mb: dict = field(default_factory=dict)       # before / peak / after
     children_rss_mb: float = 0.0                     # worker processes (a training job), at the peak
+    metrics_after: dict = field(default_factory=dict)  # /_stcore/metrics once the sessions left
     training: dict = field(default_factory=dict)
     seconds: float = 0.0
     load_before: float = 0.0
@@ -140,6 +142,24 @@ class Server:
             except psutil.Error:
                 pass
         return total / 2**20
+
+    def metrics(self) -> dict:
+        """Streamlit's own counters (/_stcore/metrics): sessions connected, the bytes it counts in
+        session state (sessions kept for reconnection included) and in its in-memory media store."""
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        req = urllib.request.Request(f"{self.server.url}/_stcore/metrics", headers={"Accept": "text/plain"})
+        with opener.open(req, timeout=30) as r:
+            text = r.read(1_000_000).decode(errors="replace")
+        out = {"active_sessions": 0, "session_state_bytes": 0, "media_bytes": 0}
+        for line in text.splitlines():
+            name, _, value = line.rpartition(" ")
+            if name == "active_sessions":
+                out["active_sessions"] = int(float(value))
+            elif name.startswith("cache_memory_bytes{") and 'cache_type="st_session_state"' in name:
+                out["session_state_bytes"] += int(float(value))
+            elif name.startswith("cache_memory_bytes{") and 'cache_type="st_memory_media_file_storage"' in name:
+                out["media_bytes"] += int(float(value))
+        return out
 
     def new_log_errors(self) -> list[str]:
         text = self.server.log_path.read_text(errors="replace")
@@ -379,6 +399,7 @@ def run_step(server: Server, n: int, plan: dict, drawings: list, train: bool,
     sampler.join()
     gevent.sleep(2.0)
     step.rss_mb.update(peak=peak.get("peak"), after=round(server.rss_mb(), 1))
+    step.metrics_after = server.metrics()
     step.children_rss_mb = peak.get("children", 0.0)
     step.errors += server.new_log_errors()
     step.seconds = round(time.perf_counter() - began, 1)
@@ -399,15 +420,16 @@ def warm_up(server: Server, drawings: list, timeout_s: float) -> None:
         s.close()
 
 
-def released_rss(server: Server) -> float:
-    """RSS once the sessions that left are gone: after server.disconnectedSessionTTL, a probe
-    session connects and leaves (storing a session evicts expired ones), then a moment."""
+def released(server: Server) -> dict:
+    """RSS and Streamlit's counters once the sessions that left are gone: after
+    server.disconnectedSessionTTL, a probe session connects and leaves (storing a session
+    evicts expired ones), then a moment."""
     gevent.sleep(server.ttl_s + 1)
     s = Session(server.port, timeout_s=60, fetch_media=False)
     s.rerun()   # the main page
     s.close()
     gevent.sleep(3)
-    return round(server.rss_mb(), 1)
+    return {"rss_released": round(server.rss_mb(), 1), "metrics_released": server.metrics()}
 
 
 # --------------------------------------------------------------------------- output
@@ -435,7 +457,11 @@ def markdown(result: dict) -> str:
                      f"no error, one training running): **{max(held) if held else 'none'}** of "
                      f"{', '.join(str(s.sessions) for s in steps if s.gc == gc)}; server RSS after warm-up "
                      f"{info['rss_warm']} MB, after every session left and its state expired "
-                     f"({info['ttl_s']} s TTL) {info.get('rss_released', '—')} MB.")
+                     f"({info['ttl_s']} s TTL) {info.get('rss_released', '—')} MB; then Streamlit counts "
+                     f"{info.get('metrics_released', {}).get('active_sessions', '—')} sessions, "
+                     f"{info.get('metrics_released', {}).get('session_state_bytes', '—')} bytes of session state "
+                     f"and {info.get('metrics_released', {}).get('media_bytes', 0) / 1e3:.0f} kB of media "
+                     f"(after warm-up: {info['metrics_warm']['media_bytes'] / 1e3:.0f} kB).")
     for s in steps:
         t = s.training
         if t:
@@ -500,7 +526,7 @@ def main(argv=None) -> int:
             servers.append(server)
             warm_up(server, drawings, args.timeout)
             result["servers"][gc] = {"rss_warm": round(server.rss_mb(), 1), "ttl_s": args.session_ttl,
-                                     "startup_s": round(server.server.startup_s, 1)}
+                                     "startup_s": round(server.server.startup_s, 1), "metrics_warm": server.metrics()}
         for n in args.sessions:
             for server in servers:
                 step = run_step(server, n, plan, drawings, train=not args.no_train)
@@ -513,7 +539,7 @@ def main(argv=None) -> int:
             print(f"[forged messages: {len(result['forged']['cases'])} sent, "
                   f"errors {len(result['forged']['errors'])}]", file=sys.stderr, flush=True)
         for server in servers:
-            result["servers"][server.gc]["rss_released"] = released_rss(server)
+            result["servers"][server.gc].update(released(server))
     finally:
         for server in servers:
             server.stop()
