@@ -428,7 +428,7 @@ def released(server: Server) -> dict:
     s = Session(server.port, timeout_s=60, fetch_media=False)
     s.rerun()   # the main page
     s.close()
-    gevent.sleep(3)
+    gevent.sleep(1.5)
     return {"rss_released": round(server.rss_mb(), 1), "metrics_released": server.metrics()}
 
 
