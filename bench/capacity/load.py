@@ -471,7 +471,8 @@ def markdown(result: dict) -> str:
     if result.get("forged"):
         lines += ["", forged.markdown(result["forged"])]
     lines.append("")
-    lines.append(f"{os.cpu_count()} cores; load generator (Locust {result['locust']}, one process) on the same "
+    lines.append(f"{os.cpu_count()} cores; load generator (Locust {result['locust']}, one process, "
+                 f"{result.get('generator_cpu_s', '—')} CPU-s in {result.get('wall_s', '—')} s) on the same "
                  f"machine; think time {result['args']['think']} s ±20%; {result['args']['strokes']} strokes "
                  f"and {result['args']['moves']} slider steps per session.")
     return "\n".join(lines)
@@ -519,7 +520,7 @@ def main(argv=None) -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="aecore-capacity-"))
     result = {"args": {k: v for k, v in vars(args).items() if k != "json"}, "cores": os.cpu_count(),
               "locust": locust.__version__, "servers": {}, "steps": [], "forged": None, "log_dir": str(log_dir)}
-    servers = []
+    servers, began = [], time.monotonic()
     try:
         for gc in args.gc:
             server = Server(gc, args.session_ttl, log_dir).start()
@@ -543,6 +544,9 @@ def main(argv=None) -> int:
     finally:
         for server in servers:
             server.stop()
+    cpu = psutil.Process().cpu_times()
+    result["generator_cpu_s"] = round(cpu.user + cpu.system, 1)   # this process: Locust and its sessions
+    result["wall_s"] = round(time.monotonic() - began, 1)
     result["errors"] = sum(len(s["errors"]) for s in result["steps"]) + (
         len(result["forged"]["errors"]) if result["forged"] else 0)
     print(markdown(result))
