@@ -34,6 +34,8 @@ SECTIONS = {
     "precision": ("7. Training precision: bfloat16 and channels-last", "bench.precision"),
     "cli": ("8. Command-line start-up", "bench.cli"),
     "floor": ("9. Draw and Denoise against the stack's floor (real Chromium)", "bench.floor"),
+    # its own process (Locust patches the standard library for gevent): bench/capacity/__init__.py
+    "capacity": ("10. Capacity: concurrent sessions without browsers", "bench.capacity"),
 }
 
 
