@@ -12,6 +12,18 @@ entropy (within ~2% for a 32-d code on MNIST). File layout, little-endian:
 
 The crc32 covers everything before it. Decoding needs the very model that encoded:
 `model_fingerprint` hashes its name, config and weights, and a mismatch is refused.
+
+Version 2 holds the symbols of a rate–distortion codec (aecore.rdcodec), range-coded with
+the integer CDF tables its checkpoint carries, in blocks of digits (one range-coder stream
+per block, so a reader holds one block's symbols at a time):
+
+    "AECZ" | version u8 = 2 | kind u8 = 1 | level u8 | 0 u8 | count u32 | block u32 |
+    meta_len u16 | meta (JSON: model name + config) | fingerprint 16 B |
+    block_bytes u32[ceil(count / block)] | the blocks' payloads (u32 words) | crc32 u32
+
+Both versions are read; a reader refuses, before any work and with one line naming the
+file, a file over its limits (MAX_FILE_BYTES, MAX_IMAGES, MAX_BLOCK, MAX_SYMBOL_BYTES),
+whatever its header claims.
 """
 from __future__ import annotations
 
@@ -38,12 +50,20 @@ from .paths import docs_dir
 from .preprocess import ImageError, load_image, to_mnist
 from .shipped import shipped_models
 
-MAGIC, VERSION = b"AECZ", 1
+MAGIC, VERSION, RD_VERSION = b"AECZ", 1, 2
+VERSIONS = (VERSION, RD_VERSION)
 CODECS = {"zlib": 1, "lzma": 2}
 _FIXED = struct.Struct("<4sBBBBIHH")      # magic .. meta_len: 16 bytes
+_FIXED2 = struct.Struct("<4sBBBBIIH")     # version 2: magic .. meta_len: 18 bytes
+RD_KIND = 1
+RD_BLOCK = 2000                           # digits per range-coder stream
 _LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
 MAX_BITS = 16
-MAX_SYMBOL_BYTES = 2 ** 30                # decoded symbols we are willing to hold
+MAX_SYMBOL_BYTES = 2 ** 26                # decoded symbols we are willing to hold (64 MiB)
+MAX_IMAGES = 70_000                       # digits in one file (all of MNIST): the output is bounded
+MAX_BLOCK = 10_000                        # digits per block of a version-2 file
+MAX_FILE_BYTES = 2 ** 28                  # a compressed file we are willing to read (256 MiB)
+MAX_META = 4096
 
 
 class CompressError(ValueError):
@@ -132,8 +152,14 @@ def unpack(data: bytes, label: str = "file") -> Packed:
     if len(data) < _FIXED.size or data[:4] != MAGIC:
         raise fail("not an aecore compressed file (no AECZ marker)")
     magic, version, codec_id, bits, _, count, dims, meta_len = _FIXED.unpack_from(data)
+    if version not in VERSIONS:
+        raise fail(f"format version {version} is not supported (this aecore reads versions "
+                   f"{', '.join(map(str, VERSIONS))})")
     if version != VERSION:
-        raise fail(f"format version {version} is not supported (this aecore reads version {VERSION})")
+        raise fail(f"format version {version} holds a rate–distortion codec's symbols: read it with unpack_rd")
+    if count > MAX_IMAGES or meta_len > MAX_META:
+        raise fail(f"malformed header: {count} images (the limit is {MAX_IMAGES:,}), {meta_len} bytes of "
+                   f"metadata (at most {MAX_META})")
     head = _FIXED.size + meta_len + 16 + 8 * dims
     if len(data) < head + 4:
         raise fail(f"truncated: {len(data)} bytes, the header alone needs {head + 4}")
@@ -204,6 +230,116 @@ def decompress_bytes(data: bytes, model, label: str = "file") -> torch.Tensor:
     packed = unpack(data, label)
     check_model(packed, model, label)
     return decode_codes(model, packed.codes())
+
+
+# ---- version 2: a rate–distortion codec's symbols, range-coded ----------------------------
+
+@dataclass
+class RDPacked:
+    """A parsed version-2 file: which codec and level, and each block's payload (not yet decoded)."""
+    model: str
+    config: dict
+    fingerprint: bytes
+    level: int
+    count: int
+    block: int
+    payloads: list          # bytes, one per block of `block` digits (the last may be shorter)
+
+    def block_counts(self) -> list[int]:
+        return [min(self.block, self.count - i * self.block) for i in range(len(self.payloads))]
+
+
+def file_version(data: bytes) -> int | None:
+    """The format version byte of an AECZ file, or None when it is not one."""
+    return data[4] if len(data) > 4 and data[:4] == MAGIC else None
+
+
+def pack_rd(model, y: torch.Tensor, level: int, block: int = RD_BLOCK) -> bytes:
+    """The file bytes for latents y (N, D) of an aecore.rdcodec model at `level`."""
+    if not 0 <= level < model.levels:
+        raise CompressError(f"level must be 0..{model.levels - 1}, got {level}")
+    count = len(y)
+    if not 1 <= count <= MAX_IMAGES:
+        raise CompressError(f"a file holds 1 to {MAX_IMAGES:,} images, got {count}")
+    from .rdcodec import to_symbols
+    coder = model.coders()[level]
+    symbols = to_symbols(model, y, level)
+    payloads = [coder.encode(symbols[i:i + block]) for i in range(0, count, block)]
+    meta = json.dumps({"model": model.name, "config": model.config}, separators=(",", ":")).encode()
+    body = b"".join([_FIXED2.pack(MAGIC, RD_VERSION, RD_KIND, level, 0, count, block, len(meta)), meta,
+                     model_fingerprint(model), struct.pack(f"<{len(payloads)}I", *map(len, payloads)),
+                     *payloads])
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def unpack_rd(data: bytes, label: str = "file") -> RDPacked:
+    """Parse and check a version-2 file; every count the header claims is checked against
+    this reader's limits and against the file's own length before anything is allocated."""
+    fail = lambda why: CompressError(f"{label}: {why}")
+    if len(data) > MAX_FILE_BYTES:
+        raise fail(f"{len(data):,} bytes is over the {MAX_FILE_BYTES:,}-byte limit for a compressed file")
+    if len(data) < _FIXED2.size or data[:4] != MAGIC:
+        raise fail("not an aecore compressed file (no AECZ marker)")
+    magic, version, kind, level, _, count, block, meta_len = _FIXED2.unpack_from(data)
+    if version != RD_VERSION:
+        raise fail(f"format version {version} is not a rate–distortion codec file (version {RD_VERSION})")
+    if kind != RD_KIND or not 1 <= count <= MAX_IMAGES or not 1 <= block <= MAX_BLOCK or meta_len > MAX_META:
+        raise fail(f"malformed header or over this reader's limits (kind {kind}, {count} images: 1 to "
+                   f"{MAX_IMAGES:,}; blocks of {block}: 1 to {MAX_BLOCK:,}; {meta_len} bytes of metadata)")
+    blocks = -(-count // block)
+    at = _FIXED2.size + meta_len + 16
+    head = at + 4 * blocks
+    if len(data) < head + 4:
+        raise fail(f"truncated: {len(data)} bytes, the header alone needs {head + 4}")
+    sizes = struct.unpack_from(f"<{blocks}I", data, at)
+    end = head + sum(sizes)
+    if len(data) != end + 4:
+        raise fail(f"truncated: {len(data)} bytes, expected {end + 4}" if len(data) < end + 4 else
+                   f"{len(data) - end - 4} unexpected bytes after the end of the data")
+    if zlib.crc32(data[:-4]) != struct.unpack_from("<I", data, len(data) - 4)[0]:
+        raise fail("corrupt: the checksum does not match")
+    if any(n % 4 for n in sizes):
+        raise fail("malformed: a block's payload is not whole 32-bit words")
+    try:
+        meta = json.loads(data[_FIXED2.size:_FIXED2.size + meta_len])
+        name, config = str(meta["model"]), dict(meta["config"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise fail(f"malformed contents ({e})") from e
+    payloads, at = [], head
+    for n in sizes:
+        payloads.append(data[at:at + n])
+        at += n
+    return RDPacked(name, config, data[_FIXED2.size + meta_len:_FIXED2.size + meta_len + 16], level, count,
+                    block, payloads)
+
+
+def check_rd_model(packed: RDPacked, model, label: str = "file") -> None:
+    if model_fingerprint(model) != packed.fingerprint:
+        raise CompressError(
+            f"{label} was compressed with {packed.model} (fingerprint {packed.fingerprint.hex()[:12]}), not "
+            f"with this {model.name} (fingerprint {model_fingerprint(model).hex()[:12]}): other weights "
+            f"or tables would decode garbage")
+    if packed.level >= model.levels:
+        raise CompressError(f"{label}: level {packed.level} is not one of this codec's {model.levels} levels")
+
+
+def decode_rd(packed: RDPacked, model) -> torch.Tensor:
+    """The images (count,1,28,28) of a parsed version-2 file, one block at a time."""
+    from .rdcodec import from_symbols
+    coder = model.coders()[packed.level]
+    return torch.cat([from_symbols(model, coder.decode(payload, n), packed.level)
+                      for payload, n in zip(packed.payloads, packed.block_counts())])
+
+
+def compress_rd(model, images: torch.Tensor, level: int) -> bytes:
+    from .rdcodec import latents
+    return pack_rd(model, latents(model, images), level)
+
+
+def decompress_rd(data: bytes, model, label: str = "file") -> torch.Tensor:
+    packed = unpack_rd(data, label)
+    check_rd_model(packed, model, label)
+    return decode_rd(packed, model)
 
 
 # ---- files of images, and the `compress` / `decompress` commands ----------------------
