@@ -30,8 +30,8 @@ def ste_round(x: torch.Tensor) -> torch.Tensor:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m aecore.codec_train", description=__doc__.split("\n")[0])
-    p.add_argument("--steps", type=int, default=12000)
-    p.add_argument("--batch", type=int, default=112)
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch", type=int, default=96)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--channels", type=int, default=16)
     p.add_argument("--width", type=int, default=64)

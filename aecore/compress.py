@@ -384,30 +384,68 @@ def write_images(images: torch.Tensor, out: Path) -> None:
         atomic_write_bytes(out / f"{i:05d}.png", buffer.getvalue())
 
 
-def _model_for(args, packed: Packed | None = None, label: str = ""):
-    """(model, its name) from --checkpoint, --model (shipped), or the shipped model that
-    made `packed`."""
-    if args.checkpoint:
-        return load_checkpoint(args.checkpoint), Path(args.checkpoint).name
+def _load_file(path: str):
+    """An autoencoder or a rate–distortion codec from a checkpoint file."""
+    from .checkpoint import model_from_checkpoint, read_checkpoint
+    from .rdcodec import NAME, from_checkpoint
+    ckpt = read_checkpoint(path)
+    return (from_checkpoint if ckpt["model"] == NAME else model_from_checkpoint)(ckpt, str(path))
+
+
+def _shipped(args) -> list[tuple[str, object, str | None]]:
+    """(name, model or None, why not) of the shipped autoencoders and codecs."""
+    from .rdcodec import shipped_codecs
+    folder = Path(args.weights) if args.weights else None
     try:
-        shipped = shipped_models(Path(args.weights) if args.weights else None)
+        out = [(s.name, s.model, s.error) for s in shipped_models(folder)]
     except CheckpointError:  # no usable manifest: no shipped models to choose from
-        shipped = []
+        out = []
+    try:
+        out += [(name, model, error) for name, _, model, error in shipped_codecs(folder)]
+    except CheckpointError:
+        pass
+    return out
+
+
+def _model_for(args, packed=None, label: str = ""):
+    """(model, its name) from --checkpoint, --model (shipped), or the shipped model that
+    made `packed` (a Packed or an RDPacked)."""
+    if args.checkpoint:
+        return _load_file(args.checkpoint), Path(args.checkpoint).name
+    shipped = _shipped(args)
     if args.model:
-        for s in shipped:
-            if s.name == args.model:
-                if s.model is None:
-                    raise CompressError(f"model {s.name} is unavailable: {s.error}")
-                return s.model, s.name
+        for name, model, error in shipped:
+            if name == args.model:
+                if model is None:
+                    raise CompressError(f"model {name} is unavailable: {error}")
+                return model, name
         raise CompressError(f"no shipped model {args.model!r}; choose one of: "
-                            f"{', '.join(s.name for s in shipped) or '(none)'} or pass --checkpoint")
+                            f"{', '.join(n for n, _, _ in shipped) or '(none)'} or pass --checkpoint")
     if packed is None:
-        raise CompressError("name a model: --model NAME (a shipped model) or --checkpoint FILE")
-    for s in shipped:
-        if s.model is not None and model_fingerprint(s.model) == packed.fingerprint:
-            return s.model, s.name
+        raise CompressError("name a model: --model NAME (a shipped model or codec) or --checkpoint FILE")
+    for name, model, _ in shipped:
+        if model is not None and model_fingerprint(model) == packed.fingerprint:
+            return model, name
     raise CompressError(f"{label} was compressed with {packed.model} {json.dumps(packed.config)}, and no "
                         f"shipped model has those weights: pass the checkpoint with --checkpoint")
+
+
+def _is_codec(model) -> bool:
+    from .rdcodec import RDCodec
+    return isinstance(model, RDCodec)
+
+
+def read_compressed(source: Path) -> bytes:
+    """A compressed file's bytes, refused (one line naming it) when over MAX_FILE_BYTES."""
+    try:
+        size = source.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise CompressError(f"{source}: {size:,} bytes is over the {MAX_FILE_BYTES:,}-byte limit "
+                                "for a compressed file")
+        with open(source, "rb") as f:
+            return f.read(MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise CompressError(f"cannot read {source}: {e.strerror or e}") from e
 
 
 def _refuse_overwrite(out: Path, force: bool) -> None:
@@ -423,27 +461,62 @@ def cmd_compress(args) -> int:
     images = images[: args.count]
     out = Path(args.out)
     _refuse_overwrite(out, args.force)
-    data = compress_images(model, images, args.bits, args.codec)
+    if _is_codec(model):
+        level = _codec_level(model, args)
+        data = compress_rd(model, images, level)
+        decoded, setting = decompress_rd(data, model, str(out)), f"level {level} (λ {model.lambdas[level]:g})"
+    else:
+        if args.level is not None or args.target_bytes is not None:
+            raise CompressError(f"--level and --target-bytes choose a rate of a codec; {name} is an "
+                                "autoencoder: use --bits")
+        data = compress_images(model, images, args.bits, args.codec)
+        packed = unpack(data, str(out))
+        decoded, setting = decode_codes(model, packed.codes()), f"{args.bits} bits ({packed.codec})"
     atomic_write_bytes(out, data)
-    packed = unpack(data, str(out))
-    psnr = metrics.psnr(decode_codes(model, packed.codes()), images).mean().item()
-    print(f"{out}: {len(images)} images with {name} at {args.bits} bits ({packed.codec}): {len(data)} bytes, "
+    psnr = metrics.psnr(decoded, images).mean().item()
+    print(f"{out}: {len(images)} images with {name} at {setting}: {len(data)} bytes, "
           f"{len(data) / len(images):.1f} bytes per image, mean PSNR {psnr:.2f} dB")
     return 0
 
 
+def _codec_level(model, args) -> int:
+    from .rdcodec import level_for_bytes
+    if args.level is not None and args.target_bytes is not None:
+        raise CompressError("give --level or --target-bytes, not both")
+    if args.target_bytes is not None:
+        if not args.target_bytes > 0:
+            raise CompressError(f"--target-bytes must be positive, got {args.target_bytes}")
+        try:
+            return level_for_bytes(model, args.target_bytes)
+        except ValueError as e:
+            raise CompressError(str(e)) from e
+    level = model.levels // 2 if args.level is None else args.level
+    if not 0 <= level < model.levels:
+        raise CompressError(f"--level must be 0..{model.levels - 1} for this codec, got {level}")
+    return level
+
+
 def cmd_decompress(args) -> int:
     source, out = Path(args.file), Path(args.out)
-    try:
-        data = source.read_bytes()
-    except OSError as e:
-        raise CompressError(f"cannot read {source}: {e.strerror or e}") from e
-    packed = unpack(data, str(source))
-    model, name = _model_for(args, packed, str(source))
-    check_model(packed, model, str(source))
-    _refuse_overwrite(out, args.force)
-    write_images(decode_codes(model, packed.codes()), out)
-    print(f"{out}: {packed.count} images decoded with {name}")
+    data = read_compressed(source)
+    if file_version(data) == RD_VERSION:
+        packed = unpack_rd(data, str(source))
+        model, name = _model_for(args, packed, str(source))
+        if not _is_codec(model):
+            raise CompressError(f"{source} holds a rate–distortion codec's symbols; {name} is an autoencoder")
+        check_rd_model(packed, model, str(source))
+        _refuse_overwrite(out, args.force)
+        images = decode_rd(packed, model)
+    else:
+        packed = unpack(data, str(source))
+        model, name = _model_for(args, packed, str(source))
+        if _is_codec(model):
+            raise CompressError(f"{source} holds an autoencoder's codes; {name} is a rate–distortion codec")
+        check_model(packed, model, str(source))
+        _refuse_overwrite(out, args.force)
+        images = decode_codes(model, packed.codes())
+    write_images(images, out)
+    print(f"{out}: {len(images)} images decoded with {name}")
     return 0
 
 
@@ -456,12 +529,15 @@ def add_commands(subparsers) -> None:
     c.add_argument("--count", type=int, help="only the first N images")
     c.add_argument("--bits", type=int, default=8, help=f"bits per code dimension, 1..{MAX_BITS} (default 8)")
     c.add_argument("--codec", choices=("auto", *CODECS), default="auto", help="entropy coder (default: smaller)")
+    c.add_argument("--level", type=int, help="a rate–distortion codec's rate level (0 = smallest files)")
+    c.add_argument("--target-bytes", type=float, help="a codec's best level within this many bytes per digit "
+                                                      "(as measured on the test set)")
     c.add_argument("--out", required=True, help="the compressed file to write")
     d = subparsers.add_parser("decompress", help="rebuild the images of a compressed file")
     d.add_argument("file", help="a file written by `compress`")
     d.add_argument("--out", required=True, help="an .npy file (N,1,28,28 float32) or a folder for PNGs")
     for p in (c, d):
-        p.add_argument("--model", help="a shipped model by name, e.g. conv_upsample-32")
+        p.add_argument("--model", help="a shipped model or codec by name, e.g. conv_upsample-32, rd_codec")
         p.add_argument("--checkpoint", help="a checkpoint file (.pt) instead of a shipped model")
         p.add_argument("--weights", help="folder with manifest.json (default: the shipped weights/)")
         p.add_argument("--force", action="store_true", help="replace --out if it exists")

@@ -26,7 +26,7 @@ SIDE = 7                      # the latent's height and width
 CDF_PRECISION = 16            # CompressAI's quantised CDFs sum to 2**16
 MAX_TABLE = 4096              # longest CDF a checkpoint may hold (a reader's bound)
 # λ in bits per unit of squared error (pixels in [0,1], summed over a digit's 784 pixels)
-DEFAULT_LAMBDAS = (15.0, 40.0, 100.0, 250.0, 600.0, 1500.0, 4000.0)
+DEFAULT_LAMBDAS = (15.0, 50.0, 150.0, 450.0, 1400.0, 4500.0)
 
 
 def analysis(channels: int, width: int) -> nn.Sequential:
@@ -84,8 +84,10 @@ class RDCodec(nn.Module):
         return self.analysis(x).flatten(1)
 
     def synthesize(self, y_hat: torch.Tensor) -> torch.Tensor:
-        """Scaled-back symbols (B, code_size) -> images (B,1,28,28) in [0,1]."""
-        return torch.sigmoid(self.synthesis(y_hat.reshape(-1, self.channels, SIDE, SIDE)))
+        """Scaled-back symbols (B, code_size) -> images (B,1,28,28), not yet clipped to [0,1]:
+        a linear output, because squared error on a sigmoid stalls at the all-black image
+        (aecore.models.base); clipping makes every negative background pixel exactly 0."""
+        return self.synthesis(y_hat.reshape(-1, self.channels, SIDE, SIDE))
 
     # ---- the integer CDF tables (one per level), as CompressAI's update() leaves them ----
 
