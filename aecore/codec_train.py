@@ -129,6 +129,17 @@ def main(argv=None) -> int:
     return finalize(raw, Path(args.out), args.manifest, command, start)
 
 
+@torch.no_grad()
+def table_of(eb) -> dict:
+    """The integer tables of a CompressAI EntropyBottleneck (after its `update()`), as
+    aecore.rdcodec keeps them: each latent's quantised CDF cut to its length, concatenated."""
+    eb.update(force=True)
+    lengths = eb._cdf_length.to(torch.int32)
+    cdf = torch.cat([eb._quantized_cdf[c, :int(lengths[c])] for c in range(len(lengths))]).to(torch.int32)
+    return {"median": eb._get_medians().detach().reshape(-1).float().clone(),
+            "offset": eb._offset.to(torch.int32).clone(), "cdf_length": lengths.clone(), "cdf": cdf}
+
+
 def finalize(raw: Path, out: Path, manifest: str | None, command: str, start: float | None = None) -> int:
     """Fit the bottlenecks' quantiles (their auxiliary loss only: no data), build the integer
     CDF tables, and write the shipped checkpoint (+ its manifest entry)."""
@@ -154,15 +165,7 @@ def finalize(raw: Path, out: Path, manifest: str | None, command: str, start: fl
         aux.backward()
         aux_opt.step()
     print(f"auxiliary loss after refinement {aux.item():.3f}", flush=True)
-    tables = []
-    with torch.no_grad():
-        for eb in ebs:
-            eb.update(force=True)
-            lengths = eb._cdf_length.to(torch.int32)
-            cdf = torch.cat([eb._quantized_cdf[c, :int(lengths[c])] for c in range(D)]).to(torch.int32)
-            tables.append({"median": eb._get_medians().detach().reshape(D).float().clone(),
-                           "offset": eb._offset.to(torch.int32).clone(), "cdf_length": lengths.clone(), "cdf": cdf})
-    model.set_tables(tables)
+    model.set_tables([table_of(eb) for eb in ebs])
     model.eval()
     from .checkpoint import save_checkpoint
     test, _ = load_mnist("test")

@@ -336,6 +336,12 @@ def compress_rd(model, images: torch.Tensor, level: int) -> bytes:
     return pack_rd(model, latents(model, images), level)
 
 
+def rd_header_bytes(data: bytes) -> int:
+    """The bytes of a version-2 file that are not range-coded symbols (header, block sizes, crc)."""
+    packed = unpack_rd(data)
+    return len(data) - sum(len(p) for p in packed.payloads)
+
+
 def decompress_rd(data: bytes, model, label: str = "file") -> torch.Tensor:
     packed = unpack_rd(data, label)
     check_rd_model(packed, model, label)
@@ -362,13 +368,23 @@ def read_image_folder(folder: str | os.PathLike) -> torch.Tensor:
 
 def _read_digit(path: Path) -> torch.Tensor:
     try:
-        img = load_image(path.read_bytes())
-    except (ImageError, OSError) as e:
+        data = path.read_bytes()
+    except OSError as e:
         raise CompressError(f"{path}: {e}") from e
+    return digit_from_bytes(data, str(path))[0]
+
+
+def digit_from_bytes(data: bytes, label: str = "image") -> torch.Tensor:
+    """(1,1,28,28) in [0,1] from image bytes: a 28x28 image as it is (white digit on black,
+    like MNIST), any other MNIST-preprocessed. CompressError names `label`."""
+    try:
+        img = load_image(data)
+    except ImageError as e:
+        raise CompressError(f"{label}: {e}") from e
     digit = np.asarray(img.convert("L"), np.float32) / 255 if img.size == (28, 28) else to_mnist(img)
     if digit is None:
-        raise CompressError(f"{path}: no digit in this image (it is blank)")
-    return torch.from_numpy(digit).reshape(1, 28, 28)
+        raise CompressError(f"{label}: no digit in this image (it is blank)")
+    return torch.from_numpy(np.ascontiguousarray(digit, np.float32)).reshape(1, 1, 28, 28)
 
 
 def write_images(images: torch.Tensor, out: Path) -> None:

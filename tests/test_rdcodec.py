@@ -207,3 +207,98 @@ def test_a_refused_file_leaves_no_output(codec, images, tmp_path, capsys):
     assert main(["decompress", str(huge), "--checkpoint", str(ckpt), "--out", str(tmp_path / "y.npy")]) == 2
     assert "over the 268,435,456-byte limit" in capsys.readouterr().err
     assert not (tmp_path / "y.npy").exists()
+
+
+def test_tables_from_compressai_code_as_compactly_as_its_own_coder(mnist_test):
+    """The tables a CompressAI EntropyBottleneck builds (what training ships) drive our range
+    coder to about the size CompressAI's own coder reaches with them, and decode exactly."""
+    compressai = pytest.importorskip("compressai.entropy_models")
+    from aecore.codec_train import table_of
+    torch.manual_seed(0)
+    codec = rdcodec.RDCodec(channels=2, width=16, lambdas=(100.0,))
+    eb = compressai.EntropyBottleneck(codec.code_size, init_scale=4)
+    y = rdcodec.latents(codec, mnist_test[0][:400]) * 8
+    opt = torch.optim.Adam(eb.parameters(), lr=0.05)
+    for _ in range(60):                                   # fit the densities (and quantiles) a little
+        _, lik = eb(y.reshape(-1, codec.code_size, 1, 1))
+        loss = -torch.log2(lik).sum() / 400 + eb.loss()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    eb.eval()
+    codec.set_tables([table_of(eb)])
+    ours = compress.pack_rd(codec, y, 0, block=400)
+    payload = sum(len(p) for p in compress.unpack_rd(ours).payloads)
+    theirs = sum(len(s) for s in eb.compress(y.reshape(-1, codec.code_size, 1, 1)))
+    assert payload < theirs              # one stream for all digits, no escapes, no per-digit flush
+    symbols = rdcodec.to_symbols(codec, y, 0)
+    assert np.array_equal(codec.coders()[0].decode(compress.unpack_rd(ours).payloads[0], 400), symbols)
+    # what CompressAI decodes, we decode: the same quantised latents (up to our clipping to the tables)
+    theirs_y = eb.decompress(eb.compress(y.reshape(-1, codec.code_size, 1, 1)), (1, 1)).reshape(400, -1)
+    ours_y = codec.coders()[0].values(symbols)
+    inside = (ours_y - theirs_y).abs() < 1e-4
+    assert inside.float().mean() > 0.99
+
+
+def test_a_target_size_picks_the_best_level_that_fits(codec):
+    saved = getattr(codec, "metrics", None)
+    codec.metrics = {"levels": [{"level": 0, "bytes_per_image": 9.0}, {"level": 1, "bytes_per_image": 40.0}]}
+    try:
+        assert [rdcodec.level_for_bytes(codec, b) for b in (5, 9, 39.9, 40, 1000)] == [0, 0, 0, 1, 1]
+    finally:
+        codec.metrics = saved
+
+
+def test_an_uploaded_digit_becomes_one_mnist_digit():
+    from io import BytesIO
+
+    from PIL import Image
+    canvas = Image.new("L", (200, 120), 255)
+    canvas.paste(0, (90, 20, 110, 100))               # a dark stroke on white: a "1"
+    buffer = BytesIO()
+    canvas.save(buffer, "PNG")
+    digit = compress.digit_from_bytes(buffer.getvalue(), "one.png")
+    assert digit.shape == (1, 1, 28, 28) and digit.max() == 1 and digit[0, 0, :, :4].max() == 0
+    with pytest.raises(CompressError, match="blank.png: no digit"):
+        blank = BytesIO()
+        Image.new("L", (50, 50), 255).save(blank, "PNG")
+        compress.digit_from_bytes(blank.getvalue(), "blank.png")
+    with pytest.raises(CompressError, match="junk.png: "):
+        compress.digit_from_bytes(b"not an image", "junk.png")
+
+
+def shipped_codec():
+    codecs = [(n, m) for n, _, m, _ in rdcodec.shipped_codecs() if m is not None]
+    if not codecs:
+        pytest.skip("no shipped codec in weights/codec/")
+    return codecs[0]
+
+
+@pytest.mark.slow
+def test_compress_then_decompress_of_the_test_split_reproduces_the_table(tmp_path, mnist_test, capsys):
+    """Issue 13, done when: the commands on the whole test split give the table's bytes and PSNR."""
+    from aecore import metrics
+    name, codec = shipped_codec()
+    rows = [r for r in compress.read_rate_distortion()["rows"] if r["method"] == name]
+    if not rows:
+        pytest.skip("docs/rate_distortion.json has no rows of the shipped codec yet")
+    row = min(rows, key=lambda r: abs(r["bytes_per_image"] - 16))
+    file, npy = tmp_path / "test.aecz", tmp_path / "test.npy"
+    assert run_cli("compress", "--model", name, "--level", row["level"], "--out", file) == 0
+    assert run_cli("decompress", file, "--out", npy) == 0          # finds the shipped codec by fingerprint
+    assert file.stat().st_size / 10_000 == pytest.approx(row["bytes_per_image"], rel=2e-3)
+    decoded = torch.from_numpy(np.load(npy))
+    assert float(metrics.psnr(decoded, mnist_test[0]).mean()) == pytest.approx(row["psnr"], abs=0.02)
+
+
+def test_the_shipped_codec_is_small_and_records_its_command():
+    name, codec = shipped_codec()
+    from aecore.manifest import read_manifest
+    from aecore.paths import weights_dir
+    folder = weights_dir() / rdcodec.CODEC_FOLDER
+    entries = read_manifest(folder)
+    assert sum((folder / e["file"]).stat().st_size for e in entries) <= 1.5 * 2 ** 20
+    entry = next(e for e in entries if e["file"].startswith(name))
+    assert entry["command"].startswith("python -m aecore.codec_train ") and "--steps" in entry["command"]
+    sizes = [r["bytes_per_image"] for r in entry["metrics"]["levels"]]
+    assert sizes == sorted(sizes) and len(sizes) == codec.levels          # each λ a larger file
