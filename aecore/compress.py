@@ -408,40 +408,43 @@ def _load_file(path: str):
     return (from_checkpoint if ckpt["model"] == NAME else model_from_checkpoint)(ckpt, str(path))
 
 
-def _shipped(args) -> list[tuple[str, object, str | None]]:
-    """(name, model or None, why not) of the shipped autoencoders and codecs."""
-    from .rdcodec import shipped_codecs
+def _shipped(args, which: str) -> list[tuple[str, object, str | None]]:
+    """(name, model or None, why not) of the shipped "codecs" or "autoencoders" (each list
+    loads only its own checkpoints: decoding a codec file never loads the autoencoders)."""
     folder = Path(args.weights) if args.weights else None
     try:
-        out = [(s.name, s.model, s.error) for s in shipped_models(folder)]
-    except CheckpointError:  # no usable manifest: no shipped models to choose from
-        out = []
-    try:
-        out += [(name, model, error) for name, _, model, error in shipped_codecs(folder)]
-    except CheckpointError:
-        pass
-    return out
+        if which == "codecs":
+            from .rdcodec import shipped_codecs
+            return [(name, model, error) for name, _, model, error in shipped_codecs(folder)]
+        return [(s.name, s.model, s.error) for s in shipped_models(folder)]
+    except CheckpointError:  # no usable manifest: nothing shipped to choose from
+        return []
 
 
 def _model_for(args, packed=None, label: str = ""):
-    """(model, its name) from --checkpoint, --model (shipped), or the shipped model that
-    made `packed` (a Packed or an RDPacked)."""
+    """(model, its name) from --checkpoint, --model (a shipped codec or autoencoder), or the
+    shipped model that made `packed` (a Packed: autoencoders; an RDPacked: codecs)."""
     if args.checkpoint:
         return _load_file(args.checkpoint), Path(args.checkpoint).name
-    shipped = _shipped(args)
+    kinds = ("codecs",) if isinstance(packed, RDPacked) else ("autoencoders",) if packed else ()
     if args.model:
-        for name, model, error in shipped:
-            if name == args.model:
-                if model is None:
-                    raise CompressError(f"model {name} is unavailable: {error}")
-                return model, name
+        seen = []
+        for which in ("codecs", "autoencoders"):
+            shipped = _shipped(args, which)
+            seen += [n for n, _, _ in shipped]
+            for name, model, error in shipped:
+                if name == args.model:
+                    if model is None:
+                        raise CompressError(f"model {name} is unavailable: {error}")
+                    return model, name
         raise CompressError(f"no shipped model {args.model!r}; choose one of: "
-                            f"{', '.join(n for n, _, _ in shipped) or '(none)'} or pass --checkpoint")
+                            f"{', '.join(seen) or '(none)'} or pass --checkpoint")
     if packed is None:
         raise CompressError("name a model: --model NAME (a shipped model or codec) or --checkpoint FILE")
-    for name, model, _ in shipped:
-        if model is not None and model_fingerprint(model) == packed.fingerprint:
-            return model, name
+    for which in kinds:
+        for name, model, _ in _shipped(args, which):
+            if model is not None and model_fingerprint(model) == packed.fingerprint:
+                return model, name
     raise CompressError(f"{label} was compressed with {packed.model} {json.dumps(packed.config)}, and no "
                         f"shipped model has those weights: pass the checkpoint with --checkpoint")
 
