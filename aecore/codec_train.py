@@ -165,6 +165,18 @@ def finalize(raw: Path, out: Path, manifest: str | None, command: str, start: fl
         aux.backward()
         aux_opt.step()
     print(f"auxiliary loss after refinement {aux.item():.3f}", flush=True)
+    # The tables must cover every symbol the codec meets: the quantiles the auxiliary loss
+    # fits can stop short of a level's real range (then a latent would be clipped). Widen
+    # them to the range of the gained latents over the training digits.
+    train, _ = load_mnist("train")
+    y = rdcodec.latents(model, train)
+    with torch.no_grad():
+        for k, eb in enumerate(ebs):
+            gain, _ = model.gains(k)
+            s = y * gain
+            q = eb.quantiles.data
+            q[:, 0, 0] = torch.minimum(q[:, 0, 0], s.min(0).values.floor() - 1)
+            q[:, 0, 2] = torch.maximum(q[:, 0, 2], s.max(0).values.ceil() + 1)
     model.set_tables([table_of(eb) for eb in ebs])
     model.eval()
     from .checkpoint import save_checkpoint
