@@ -12,6 +12,18 @@ entropy (within ~2% for a 32-d code on MNIST). File layout, little-endian:
 
 The crc32 covers everything before it. Decoding needs the very model that encoded:
 `model_fingerprint` hashes its name, config and weights, and a mismatch is refused.
+
+Version 2 holds the symbols of a rate–distortion codec (aecore.rdcodec), range-coded with
+the integer CDF tables its checkpoint carries, in blocks of digits (one range-coder stream
+per block, so a reader holds one block's symbols at a time):
+
+    "AECZ" | version u8 = 2 | kind u8 = 1 | level u8 | 0 u8 | count u32 | block u32 |
+    meta_len u16 | meta (JSON: model name + config) | fingerprint 16 B |
+    block_bytes u32[ceil(count / block)] | the blocks' payloads (u32 words) | crc32 u32
+
+Both versions are read; a reader refuses, before any work and with one line naming the
+file, a file over its limits (MAX_FILE_BYTES, MAX_IMAGES, MAX_BLOCK, MAX_SYMBOL_BYTES),
+whatever its header claims.
 """
 from __future__ import annotations
 
@@ -38,12 +50,20 @@ from .paths import docs_dir
 from .preprocess import ImageError, load_image, to_mnist
 from .shipped import shipped_models
 
-MAGIC, VERSION = b"AECZ", 1
+MAGIC, VERSION, RD_VERSION = b"AECZ", 1, 2
+VERSIONS = (VERSION, RD_VERSION)
 CODECS = {"zlib": 1, "lzma": 2}
 _FIXED = struct.Struct("<4sBBBBIHH")      # magic .. meta_len: 16 bytes
+_FIXED2 = struct.Struct("<4sBBBBIIH")     # version 2: magic .. meta_len: 18 bytes
+RD_KIND = 1
+RD_BLOCK = 2000                           # digits per range-coder stream
 _LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
 MAX_BITS = 16
-MAX_SYMBOL_BYTES = 2 ** 30                # decoded symbols we are willing to hold
+MAX_SYMBOL_BYTES = 2 ** 26                # decoded symbols we are willing to hold (64 MiB)
+MAX_IMAGES = 70_000                       # digits in one file (all of MNIST): the output is bounded
+MAX_BLOCK = 10_000                        # digits per block of a version-2 file
+MAX_FILE_BYTES = 2 ** 28                  # a compressed file we are willing to read (256 MiB)
+MAX_META = 4096
 
 
 class CompressError(ValueError):
@@ -132,8 +152,14 @@ def unpack(data: bytes, label: str = "file") -> Packed:
     if len(data) < _FIXED.size or data[:4] != MAGIC:
         raise fail("not an aecore compressed file (no AECZ marker)")
     magic, version, codec_id, bits, _, count, dims, meta_len = _FIXED.unpack_from(data)
+    if version not in VERSIONS:
+        raise fail(f"format version {version} is not supported (this aecore reads versions "
+                   f"{', '.join(map(str, VERSIONS))})")
     if version != VERSION:
-        raise fail(f"format version {version} is not supported (this aecore reads version {VERSION})")
+        raise fail(f"format version {version} holds a rate–distortion codec's symbols: read it with unpack_rd")
+    if count > MAX_IMAGES or meta_len > MAX_META:
+        raise fail(f"malformed header: {count} images (the limit is {MAX_IMAGES:,}), {meta_len} bytes of "
+                   f"metadata (at most {MAX_META})")
     head = _FIXED.size + meta_len + 16 + 8 * dims
     if len(data) < head + 4:
         raise fail(f"truncated: {len(data)} bytes, the header alone needs {head + 4}")
@@ -206,6 +232,122 @@ def decompress_bytes(data: bytes, model, label: str = "file") -> torch.Tensor:
     return decode_codes(model, packed.codes())
 
 
+# ---- version 2: a rate–distortion codec's symbols, range-coded ----------------------------
+
+@dataclass
+class RDPacked:
+    """A parsed version-2 file: which codec and level, and each block's payload (not yet decoded)."""
+    model: str
+    config: dict
+    fingerprint: bytes
+    level: int
+    count: int
+    block: int
+    payloads: list          # bytes, one per block of `block` digits (the last may be shorter)
+
+    def block_counts(self) -> list[int]:
+        return [min(self.block, self.count - i * self.block) for i in range(len(self.payloads))]
+
+
+def file_version(data: bytes) -> int | None:
+    """The format version byte of an AECZ file, or None when it is not one."""
+    return data[4] if len(data) > 4 and data[:4] == MAGIC else None
+
+
+def pack_rd(model, y: torch.Tensor, level: int, block: int = RD_BLOCK) -> bytes:
+    """The file bytes for latents y (N, D) of an aecore.rdcodec model at `level`."""
+    if not 0 <= level < model.levels:
+        raise CompressError(f"level must be 0..{model.levels - 1}, got {level}")
+    count = len(y)
+    if not 1 <= count <= MAX_IMAGES:
+        raise CompressError(f"a file holds 1 to {MAX_IMAGES:,} images, got {count}")
+    from .rdcodec import to_symbols
+    coder = model.coders()[level]
+    symbols = to_symbols(model, y, level)
+    payloads = [coder.encode(symbols[i:i + block]) for i in range(0, count, block)]
+    meta = json.dumps({"model": model.name, "config": model.config}, separators=(",", ":")).encode()
+    body = b"".join([_FIXED2.pack(MAGIC, RD_VERSION, RD_KIND, level, 0, count, block, len(meta)), meta,
+                     model_fingerprint(model), struct.pack(f"<{len(payloads)}I", *map(len, payloads)),
+                     *payloads])
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def unpack_rd(data: bytes, label: str = "file") -> RDPacked:
+    """Parse and check a version-2 file; every count the header claims is checked against
+    this reader's limits and against the file's own length before anything is allocated."""
+    fail = lambda why: CompressError(f"{label}: {why}")
+    if len(data) > MAX_FILE_BYTES:
+        raise fail(f"{len(data):,} bytes is over the {MAX_FILE_BYTES:,}-byte limit for a compressed file")
+    if len(data) < _FIXED2.size or data[:4] != MAGIC:
+        raise fail("not an aecore compressed file (no AECZ marker)")
+    magic, version, kind, level, _, count, block, meta_len = _FIXED2.unpack_from(data)
+    if version != RD_VERSION:
+        raise fail(f"format version {version} is not a rate–distortion codec file (version {RD_VERSION})")
+    if kind != RD_KIND or not 1 <= count <= MAX_IMAGES or not 1 <= block <= MAX_BLOCK or meta_len > MAX_META:
+        raise fail(f"malformed header or over this reader's limits (kind {kind}, {count} images: 1 to "
+                   f"{MAX_IMAGES:,}; blocks of {block}: 1 to {MAX_BLOCK:,}; {meta_len} bytes of metadata)")
+    blocks = -(-count // block)
+    at = _FIXED2.size + meta_len + 16
+    head = at + 4 * blocks
+    if len(data) < head + 4:
+        raise fail(f"truncated: {len(data)} bytes, the header alone needs {head + 4}")
+    sizes = struct.unpack_from(f"<{blocks}I", data, at)
+    end = head + sum(sizes)
+    if len(data) != end + 4:
+        raise fail(f"truncated: {len(data)} bytes, expected {end + 4}" if len(data) < end + 4 else
+                   f"{len(data) - end - 4} unexpected bytes after the end of the data")
+    if zlib.crc32(data[:-4]) != struct.unpack_from("<I", data, len(data) - 4)[0]:
+        raise fail("corrupt: the checksum does not match")
+    if any(n % 4 for n in sizes):
+        raise fail("malformed: a block's payload is not whole 32-bit words")
+    try:
+        meta = json.loads(data[_FIXED2.size:_FIXED2.size + meta_len])
+        name, config = str(meta["model"]), dict(meta["config"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise fail(f"malformed contents ({e})") from e
+    payloads, at = [], head
+    for n in sizes:
+        payloads.append(data[at:at + n])
+        at += n
+    return RDPacked(name, config, data[_FIXED2.size + meta_len:_FIXED2.size + meta_len + 16], level, count,
+                    block, payloads)
+
+
+def check_rd_model(packed: RDPacked, model, label: str = "file") -> None:
+    if model_fingerprint(model) != packed.fingerprint:
+        raise CompressError(
+            f"{label} was compressed with {packed.model} (fingerprint {packed.fingerprint.hex()[:12]}), not "
+            f"with this {model.name} (fingerprint {model_fingerprint(model).hex()[:12]}): other weights "
+            f"or tables would decode garbage")
+    if packed.level >= model.levels:
+        raise CompressError(f"{label}: level {packed.level} is not one of this codec's {model.levels} levels")
+
+
+def decode_rd(packed: RDPacked, model) -> torch.Tensor:
+    """The images (count,1,28,28) of a parsed version-2 file, one block at a time."""
+    from .rdcodec import from_symbols
+    coder = model.coders()[packed.level]
+    return torch.cat([from_symbols(model, coder.decode(payload, n), packed.level)
+                      for payload, n in zip(packed.payloads, packed.block_counts())])
+
+
+def compress_rd(model, images: torch.Tensor, level: int) -> bytes:
+    from .rdcodec import latents
+    return pack_rd(model, latents(model, images), level)
+
+
+def rd_header_bytes(data: bytes) -> int:
+    """The bytes of a version-2 file that are not range-coded symbols (header, block sizes, crc)."""
+    packed = unpack_rd(data)
+    return len(data) - sum(len(p) for p in packed.payloads)
+
+
+def decompress_rd(data: bytes, model, label: str = "file") -> torch.Tensor:
+    packed = unpack_rd(data, label)
+    check_rd_model(packed, model, label)
+    return decode_rd(packed, model)
+
+
 # ---- files of images, and the `compress` / `decompress` commands ----------------------
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -226,13 +368,23 @@ def read_image_folder(folder: str | os.PathLike) -> torch.Tensor:
 
 def _read_digit(path: Path) -> torch.Tensor:
     try:
-        img = load_image(path.read_bytes())
-    except (ImageError, OSError) as e:
+        data = path.read_bytes()
+    except OSError as e:
         raise CompressError(f"{path}: {e}") from e
+    return digit_from_bytes(data, str(path))[0]
+
+
+def digit_from_bytes(data: bytes, label: str = "image") -> torch.Tensor:
+    """(1,1,28,28) in [0,1] from image bytes: a 28x28 image as it is (white digit on black,
+    like MNIST), any other MNIST-preprocessed. CompressError names `label`."""
+    try:
+        img = load_image(data)
+    except ImageError as e:
+        raise CompressError(f"{label}: {e}") from e
     digit = np.asarray(img.convert("L"), np.float32) / 255 if img.size == (28, 28) else to_mnist(img)
     if digit is None:
-        raise CompressError(f"{path}: no digit in this image (it is blank)")
-    return torch.from_numpy(digit).reshape(1, 28, 28)
+        raise CompressError(f"{label}: no digit in this image (it is blank)")
+    return torch.from_numpy(np.ascontiguousarray(digit, np.float32)).reshape(1, 1, 28, 28)
 
 
 def write_images(images: torch.Tensor, out: Path) -> None:
@@ -248,30 +400,71 @@ def write_images(images: torch.Tensor, out: Path) -> None:
         atomic_write_bytes(out / f"{i:05d}.png", buffer.getvalue())
 
 
-def _model_for(args, packed: Packed | None = None, label: str = ""):
-    """(model, its name) from --checkpoint, --model (shipped), or the shipped model that
-    made `packed`."""
-    if args.checkpoint:
-        return load_checkpoint(args.checkpoint), Path(args.checkpoint).name
+def _load_file(path: str):
+    """An autoencoder or a rate–distortion codec from a checkpoint file."""
+    from .checkpoint import model_from_checkpoint, read_checkpoint
+    from .rdcodec import NAME, from_checkpoint
+    ckpt = read_checkpoint(path)
+    return (from_checkpoint if ckpt["model"] == NAME else model_from_checkpoint)(ckpt, str(path))
+
+
+def _shipped(args, which: str) -> list[tuple[str, object, str | None]]:
+    """(name, model or None, why not) of the shipped "codecs" or "autoencoders" (each list
+    loads only its own checkpoints: decoding a codec file never loads the autoencoders)."""
+    folder = Path(args.weights) if args.weights else None
     try:
-        shipped = shipped_models(Path(args.weights) if args.weights else None)
-    except CheckpointError:  # no usable manifest: no shipped models to choose from
-        shipped = []
+        if which == "codecs":
+            from .rdcodec import shipped_codecs
+            return [(name, model, error) for name, _, model, error in shipped_codecs(folder)]
+        return [(s.name, s.model, s.error) for s in shipped_models(folder)]
+    except CheckpointError:  # no usable manifest: nothing shipped to choose from
+        return []
+
+
+def _model_for(args, packed=None, label: str = ""):
+    """(model, its name) from --checkpoint, --model (a shipped codec or autoencoder), or the
+    shipped model that made `packed` (a Packed: autoencoders; an RDPacked: codecs)."""
+    if args.checkpoint:
+        return _load_file(args.checkpoint), Path(args.checkpoint).name
+    kinds = ("codecs",) if isinstance(packed, RDPacked) else ("autoencoders",) if packed else ()
     if args.model:
-        for s in shipped:
-            if s.name == args.model:
-                if s.model is None:
-                    raise CompressError(f"model {s.name} is unavailable: {s.error}")
-                return s.model, s.name
+        seen = []
+        for which in ("codecs", "autoencoders"):
+            shipped = _shipped(args, which)
+            seen += [n for n, _, _ in shipped]
+            for name, model, error in shipped:
+                if name == args.model:
+                    if model is None:
+                        raise CompressError(f"model {name} is unavailable: {error}")
+                    return model, name
         raise CompressError(f"no shipped model {args.model!r}; choose one of: "
-                            f"{', '.join(s.name for s in shipped) or '(none)'} or pass --checkpoint")
+                            f"{', '.join(seen) or '(none)'} or pass --checkpoint")
     if packed is None:
-        raise CompressError("name a model: --model NAME (a shipped model) or --checkpoint FILE")
-    for s in shipped:
-        if s.model is not None and model_fingerprint(s.model) == packed.fingerprint:
-            return s.model, s.name
+        raise CompressError("name a model: --model NAME (a shipped model or codec) or --checkpoint FILE")
+    for which in kinds:
+        for name, model, _ in _shipped(args, which):
+            if model is not None and model_fingerprint(model) == packed.fingerprint:
+                return model, name
     raise CompressError(f"{label} was compressed with {packed.model} {json.dumps(packed.config)}, and no "
                         f"shipped model has those weights: pass the checkpoint with --checkpoint")
+
+
+def _is_codec(model) -> bool:
+    from .rdcodec import RDCodec
+    return isinstance(model, RDCodec)
+
+
+def read_compressed(source: Path) -> bytes:
+    """A compressed file's bytes, refused (one line naming it) when over MAX_FILE_BYTES."""
+    try:
+        size = source.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise CompressError(f"{source}: {size:,} bytes is over the {MAX_FILE_BYTES:,}-byte limit "
+                                "for a compressed file")
+        with open(source, "rb") as f:
+            return f.read(MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise CompressError(f"cannot read {source}: {e.strerror or e}") from e
 
 
 def _refuse_overwrite(out: Path, force: bool) -> None:
@@ -287,27 +480,62 @@ def cmd_compress(args) -> int:
     images = images[: args.count]
     out = Path(args.out)
     _refuse_overwrite(out, args.force)
-    data = compress_images(model, images, args.bits, args.codec)
+    if _is_codec(model):
+        level = _codec_level(model, args)
+        data = compress_rd(model, images, level)
+        decoded, setting = decompress_rd(data, model, str(out)), f"level {level} (λ {model.lambdas[level]:g})"
+    else:
+        if args.level is not None or args.target_bytes is not None:
+            raise CompressError(f"--level and --target-bytes choose a rate of a codec; {name} is an "
+                                "autoencoder: use --bits")
+        data = compress_images(model, images, args.bits, args.codec)
+        packed = unpack(data, str(out))
+        decoded, setting = decode_codes(model, packed.codes()), f"{args.bits} bits ({packed.codec})"
     atomic_write_bytes(out, data)
-    packed = unpack(data, str(out))
-    psnr = metrics.psnr(decode_codes(model, packed.codes()), images).mean().item()
-    print(f"{out}: {len(images)} images with {name} at {args.bits} bits ({packed.codec}): {len(data)} bytes, "
+    psnr = metrics.psnr(decoded, images).mean().item()
+    print(f"{out}: {len(images)} images with {name} at {setting}: {len(data)} bytes, "
           f"{len(data) / len(images):.1f} bytes per image, mean PSNR {psnr:.2f} dB")
     return 0
 
 
+def _codec_level(model, args) -> int:
+    from .rdcodec import level_for_bytes
+    if args.level is not None and args.target_bytes is not None:
+        raise CompressError("give --level or --target-bytes, not both")
+    if args.target_bytes is not None:
+        if not args.target_bytes > 0:
+            raise CompressError(f"--target-bytes must be positive, got {args.target_bytes}")
+        try:
+            return level_for_bytes(model, args.target_bytes)
+        except ValueError as e:
+            raise CompressError(str(e)) from e
+    level = model.levels // 2 if args.level is None else args.level
+    if not 0 <= level < model.levels:
+        raise CompressError(f"--level must be 0..{model.levels - 1} for this codec, got {level}")
+    return level
+
+
 def cmd_decompress(args) -> int:
     source, out = Path(args.file), Path(args.out)
-    try:
-        data = source.read_bytes()
-    except OSError as e:
-        raise CompressError(f"cannot read {source}: {e.strerror or e}") from e
-    packed = unpack(data, str(source))
-    model, name = _model_for(args, packed, str(source))
-    check_model(packed, model, str(source))
-    _refuse_overwrite(out, args.force)
-    write_images(decode_codes(model, packed.codes()), out)
-    print(f"{out}: {packed.count} images decoded with {name}")
+    data = read_compressed(source)
+    if file_version(data) == RD_VERSION:
+        packed = unpack_rd(data, str(source))
+        model, name = _model_for(args, packed, str(source))
+        if not _is_codec(model):
+            raise CompressError(f"{source} holds a rate–distortion codec's symbols; {name} is an autoencoder")
+        check_rd_model(packed, model, str(source))
+        _refuse_overwrite(out, args.force)
+        images = decode_rd(packed, model)
+    else:
+        packed = unpack(data, str(source))
+        model, name = _model_for(args, packed, str(source))
+        if _is_codec(model):
+            raise CompressError(f"{source} holds an autoencoder's codes; {name} is a rate–distortion codec")
+        check_model(packed, model, str(source))
+        _refuse_overwrite(out, args.force)
+        images = decode_codes(model, packed.codes())
+    write_images(images, out)
+    print(f"{out}: {len(images)} images decoded with {name}")
     return 0
 
 
@@ -320,12 +548,15 @@ def add_commands(subparsers) -> None:
     c.add_argument("--count", type=int, help="only the first N images")
     c.add_argument("--bits", type=int, default=8, help=f"bits per code dimension, 1..{MAX_BITS} (default 8)")
     c.add_argument("--codec", choices=("auto", *CODECS), default="auto", help="entropy coder (default: smaller)")
+    c.add_argument("--level", type=int, help="a rate–distortion codec's rate level (0 = smallest files)")
+    c.add_argument("--target-bytes", type=float, help="a codec's best level within this many bytes per digit "
+                                                      "(as measured on the test set)")
     c.add_argument("--out", required=True, help="the compressed file to write")
     d = subparsers.add_parser("decompress", help="rebuild the images of a compressed file")
     d.add_argument("file", help="a file written by `compress`")
     d.add_argument("--out", required=True, help="an .npy file (N,1,28,28 float32) or a folder for PNGs")
     for p in (c, d):
-        p.add_argument("--model", help="a shipped model by name, e.g. conv_upsample-32")
+        p.add_argument("--model", help="a shipped model or codec by name, e.g. conv_upsample-32, rd_codec")
         p.add_argument("--checkpoint", help="a checkpoint file (.pt) instead of a shipped model")
         p.add_argument("--weights", help="folder with manifest.json (default: the shipped weights/)")
         p.add_argument("--force", action="store_true", help="replace --out if it exists")

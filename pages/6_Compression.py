@@ -3,15 +3,19 @@ import math
 
 import plotly.graph_objects as go
 import streamlit as st
+import torch
 
 import ui
-from aecore import compress
+from aecore import compress, rdcodec
 from aecore.evaluation import mean_scores
 from aecore.metric_help import tooltip
 
-DASH = {"autoencoder": "solid", "pca": "dot", "image codec": "dash"}
-# Autoencoders bold (D3), PCA muted (Set2), codecs dark: no colour appears in two families.
-COLOURS = {"autoencoder": ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#e377c2", "#17becf", "#bcbd22"],
+DASH = {"rd codec": "solid", "autoencoder": "solid", "pca": "dot", "image codec": "dash"}
+WIDTH = {"rd codec": 4}
+# The learned codec thick black-red, autoencoders bold (D3), PCA muted (Set2), codecs dark:
+# no colour appears in two families.
+COLOURS = {"rd codec": ["#b2182b", "#67001f"],
+           "autoencoder": ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#e377c2", "#17becf", "#bcbd22"],
            "pca": ["#66c2a5", "#fc8d62", "#8da0cb", "#e78ac3", "#a6d854", "#e5c494", "#b3b3b3"],
            "image codec": ["#222222", "#8c564b"]}
 
@@ -33,7 +37,7 @@ def chart(rows: list[dict], y: str) -> go.Figure:
         colour = COLOURS[family][used[family] % len(COLOURS[family])]
         used[family] += 1
         fig.add_scatter(x=[r["bytes_per_image"] for r in pts], y=[r[y] for r in pts], name=method,
-                        mode="lines+markers", line=dict(dash=DASH[family], color=colour),
+                        mode="lines+markers", line=dict(dash=DASH[family], color=colour, width=WIDTH.get(family, 2)),
                         text=[r["setting"] for r in pts], hovertemplate="%{text}: %{x:.1f} B, %{y:.3f}")
     for r in rows:
         if r["family"] == "lossless":
@@ -44,7 +48,8 @@ def chart(rows: list[dict], y: str) -> go.Figure:
     fig.update_layout(xaxis=dict(type="log", title="bytes per image (whole file, header included)"),
                       yaxis_title={"psnr": "mean PSNR (dB)", "ssim": "mean SSIM"}[y], height=520,
                       margin=dict(t=30),
-                      legend_title="solid: autoencoder · dotted: PCA · dashed: image codec")
+                      legend_title="thick: rate–distortion codec · solid: autoencoder · dotted: PCA · "
+                                   "dashed: image codec")
     return fig
 
 
@@ -68,6 +73,62 @@ else:
                        "SSIM": round(r["ssim"], 3)} for r in results["rows"]], hide_index=True,
                      column_config={"PSNR dB": st.column_config.TextColumn(help=tooltip("psnr")),
                                     "SSIM": st.column_config.NumberColumn(help=tooltip("ssim"), format="%.3f")})
+
+st.header("A codec trained for rate and distortion: pick a size")
+st.markdown(
+    "This autoencoder was trained for distortion + λ · rate, with a learned entropy model of its code "
+    "(one probability table per code number): each λ gives a size per digit. The code is range-coded "
+    "with those tables into a real file, which is decoded again here.")
+
+
+@st.cache_resource(show_spinner="Loading the rate–distortion codec…")
+def codecs() -> list:
+    return rdcodec.shipped_codecs()
+
+
+available = [(name, model) for name, _, model, _ in codecs() if model is not None]
+for name, _, model, error in codecs():
+    if model is None:
+        st.warning(f"Codec {name} is unavailable: {error}")
+if not available:
+    st.info("No rate–distortion codec is available: restore `weights/codec/` or rerun its recorded command "
+            "(`weights/codec/manifest.json`).")
+else:
+    name, codec = available[0]
+    sizes = {r["level"]: r["bytes_per_image"] for r in rdcodec.recorded_levels(codec)}
+    r1, r2 = st.columns([2, 1])
+    level = r1.select_slider(
+        "Target size per digit", options=list(range(codec.levels)), value=min(2, codec.levels - 1),
+        format_func=lambda k: f"{sizes[k]:.1f} B" if k in sizes else f"λ {codec.lambdas[k]:g}",
+        help="each step is one λ the codec was trained for, labelled with its measured size per digit on "
+             "the whole test set")
+    count = r2.slider("Test digits", 10, 2000, 200, step=10, key="codec_count",
+                      help="the first N of the MNIST test set, in one file")
+    images = ui.test_set()[0][:count]
+    data = compress.compress_rd(codec, images, level)
+    decoded = compress.decompress_rd(data, codec)
+    quality = mean_scores(decoded, images)
+    k1, k2, k3 = st.columns(3)
+    k1.metric("Codec file", f"{len(data):,} bytes", help=f"{count} digits, header included (λ {codec.lambdas[level]:g})")
+    k2.metric("Bytes per digit", f"{len(data) / count:.1f}")
+    k3.metric("PSNR", f"{quality['psnr']:.2f} dB", help=tooltip("psnr"))
+    ui.image_grid(images[:8], ["original"] * 8, scale=3)
+    ui.image_grid(decoded[:8], [f"{len(data) / count:.0f} B/digit"] * 8, scale=3)
+    upload = st.file_uploader("Or your own digit: a PNG or JPEG of one digit (up to 5 MB)", type=["png", "jpg", "jpeg"],
+                              key="codec_upload")
+    if upload is not None:
+        try:
+            digit = compress.digit_from_bytes(upload.getvalue(), upload.name)
+        except compress.CompressError as e:
+            st.error(str(e))
+        else:
+            own = compress.compress_rd(codec, digit, level)
+            rebuilt = compress.decompress_rd(own, codec)
+            head = compress.rd_header_bytes(own)
+            st.caption(f"Your digit alone: a {len(own)} byte file ({head} bytes of header, shared by every digit "
+                       f"of a larger file, {len(own) - head} bytes of code), PSNR "
+                       f"{mean_scores(rebuilt, digit)['psnr']:.2f} dB.")
+            ui.image_grid(torch.cat([digit, rebuilt]), ["yours", f"{len(own) - head} B of code"], scale=4)
 
 st.header("Try it: compress test digits now")
 ui.show_unavailable()

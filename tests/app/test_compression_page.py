@@ -41,14 +41,16 @@ def test_live_demo_reports_the_real_file_size(run_page, mnist_test):
         pytest.skip("no shipped autoencoder in weights/")
     label = at.selectbox[0].value
     images = mnist_test[0][:500]
+    bits_slider = lambda: next(s for s in at.slider if s.label == "Bits per code number")
     for bits in (6, 2):
-        at.slider[0].set_value(bits).run()
+        bits_slider().set_value(bits).run()
         assert not at.exception
         data = compress.compress_images(models[label], images, bits)
         assert metric(at, "File size") == f"{len(data):,} bytes"
         assert metric(at, "Bytes per image") == f"{len(data) / 500:.1f}"
-    # 8 originals, 8 decoded: each row one st.image holding its 8 digits (a phone wraps them)
-    assert [len(i.proto.imgs) for i in at.get("image")] == [8, 8]
+    # 8 originals, 8 decoded: each row one st.image holding its 8 digits (a phone wraps them);
+    # the codec's rows first when a codec is shipped
+    assert [len(i.proto.imgs) for i in at.get("image")][-2:] == [8, 8]
     assert len(at.get("download_button")) == 1
 
 
@@ -65,3 +67,27 @@ def test_psnr_and_ssim_are_explained_where_they_are_shown(run_page):
     if at.metric:   # the live demo needs a shipped autoencoder
         assert MEANING["psnr"] in next(m for m in at.metric if m.label == "Mean PSNR").help
         assert MEANING["ssim"] in next(m for m in at.metric if m.label == "Mean SSIM").help
+
+
+def test_the_codec_rate_control_decodes_a_real_file_at_each_size(run_page, mnist_test):
+    """Issue 13: pick a size per digit, see the test digits decoded from a real file of that size."""
+    from aecore import rdcodec
+    codecs = [(n, m) for n, _, m, _ in rdcodec.shipped_codecs() if m is not None]
+    if not codecs:
+        pytest.skip("no shipped codec in weights/codec/")
+    codec = codecs[0][1]
+    at = run_page(PAGE)
+    assert not at.exception
+    control = at.select_slider[0]
+    images = mnist_test[0][:200]
+    seen = []
+    for level in (0, codec.levels - 1):
+        control.set_value(level).run()
+        assert not at.exception
+        data = compress.compress_rd(codec, images, level)
+        assert metric(at, "Codec file") == f"{len(data):,} bytes"
+        assert metric(at, "Bytes per digit") == f"{len(data) / 200:.1f}"
+        psnr = float(metric(at, "PSNR").split()[0])
+        seen.append((len(data), psnr))
+    assert seen[0][0] < seen[1][0] and seen[0][1] < seen[1][1]      # more bytes, better digits
+    assert [len(i.proto.imgs) for i in at.get("image")][:2] == [8, 8]
