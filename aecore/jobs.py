@@ -1,17 +1,24 @@
-"""Background training for an interactive app, UI-free. A `TrainingJob` runs `train` in a
-worker thread and keeps what a UI polls: state, latest Progress, loss history, fixed
-test digits reconstructed after each epoch, the message, the model. The process-wide
-`SCHEDULER` runs one job at a time; a few more wait in a queue, further ones are refused.
+"""Background training for an interactive app, UI-free. A `TrainingJob` is one training
+run as a UI sees it: state, latest Progress, loss history, fixed test digits reconstructed
+after each epoch, the message, the model. The training itself runs elsewhere: a launcher
+(aecore.launcher; by default a process of its own per job) runs aecore.worker with plain
+data, and one thread per running job in this process only receives the worker's
+messages and updates the job (cheap: it waits on a pipe almost all the time).
 
-Threads: `torch.set_num_threads` sets the calling thread's count *and* the default of
-every new thread (Streamlit runs each script run in a new thread): process-wide in
-practice. A running job sets TORCH_THREADS = 1 for itself and as that default, restoring
-the old default when it ends: one core trains, the other serves the server and inference
-(one thread reconstructs a digit in milliseconds: docs/BENCHMARKS.md, interactive latency).
-The GIL: the worker releases it around every torch op; a busy Python thread (a script
-run, the event loop) then keeps it for up to the switch interval (5 ms by default) each
-time, and small-batch training slows several-fold. A running job lowers the interval to
-SWITCH_INTERVAL_S, which wins most of that back.
+The process-wide `SCHEDULER` runs up to `slots` jobs at once (AECORE_TRAINING_SLOTS, by
+default the cores the machine can spare: one fewer than it has, at least one); up to
+`max_waiting` more wait in order (AECORE_TRAINING_QUEUE), further ones are refused. It
+tells a waiting job its place and an estimate of its wait, from the running jobs' ETAs and
+the estimated lengths (`estimate_s`, from aecore.calibrate) of the jobs ahead, plus the
+measured time a job's process takes to start.
+
+History: jobs used to run in a thread of the server's process, one at a time. The GIL
+then made training 3–40× slower whenever another browser session was busy (DESIGN.md),
+and lowering the switch interval won only part of it back; a process per job ends that.
+
+Faults: a worker that dies (killed, out of memory, crashed) ends its job as failed with
+a message saying how, keeps the last epoch's weights it had sent (aecore.worker sends a
+snapshot every few seconds), and frees its slot; other jobs do not notice.
 
 Abandoned jobs: a job polls `alive()` (the app passes "is this browser session still
 connected?") and stops itself once that has been false for `abandon_after_s`; a queued
@@ -20,26 +27,33 @@ job whose owner is gone is dropped from the queue.
 from __future__ import annotations
 
 import copy
+import heapq
 import itertools
-import sys
+import os
 import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import torch
 
-from .checkpoint import checkpoint_bytes
-from .data import load_mnist
+from .checkpoint import checkpoint_bytes, read_checkpoint
+from .errors import CheckpointError
+from .launcher import Launcher, ProcessLauncher, WorkerLost
 from .models import Autoencoder, create_model
 from .noise import add_noise
-from .trainer import ConfigError, Progress, TrainConfig, TrainingDiverged, train
+from .trainer import ConfigError, Progress, TrainConfig
+from .worker import DONE, FAILED, STOPPED, make_spec
 
-QUEUED, RUNNING, DONE, STOPPED, FAILED = "queued", "running", "done", "stopped", "failed"
+QUEUED, RUNNING = "queued", "running"
 FINISHED = (DONE, STOPPED, FAILED)
-TORCH_THREADS = 1
-SWITCH_INTERVAL_S = 0.001   # GIL hand-over while a job runs (Python's default: 0.005)
-CURVE_POINTS_PER_EPOCH = 25   # the batch-loss curve is averaged down to this many points
+TORCH_THREADS = 1          # per job's process: one core per job
+SLOTS_ENV, QUEUE_ENV = "AECORE_TRAINING_SLOTS", "AECORE_TRAINING_QUEUE"
+MAX_WAITING = 32           # default length of the queue
+STARTUP_S = 3.0            # a job's process start before any is measured (the first imports torch)
+RECEIVE_TIMEOUT_S = 0.25   # how often a job's thread looks up from the pipe (owner gone? stop?)
+
 
 class QueueFull(RuntimeError):
     """The scheduler's queue is full; the message says so in words."""
@@ -56,7 +70,7 @@ class JobView:
     state: str
     label: str
     progress: Progress | None
-    history: dict                     # per epoch: epoch, train_loss, test_loss, test_mse
+    history: dict                     # per epoch: epoch, train_loss, test_loss, test_mse, images_per_s
     curve: dict                       # x (epochs, fractional), loss (averaged batch losses)
     preview_epoch: int                # epoch of `preview_recon` (0 = before training)
     preview_recon: torch.Tensor | None
@@ -64,40 +78,47 @@ class JobView:
     model: Autoencoder | None         # usable model once finished (None while training)
     position: int | None = None       # 0 running, k >= 1 waiting, None otherwise
     objective: str = "loss"           # what the loss measures, for a chart's axis
+    wait_s: float | None = None       # a waiting job: estimated seconds until it starts
+    pid: int | None = None            # the worker's process id, once it runs
 
 
 class TrainingJob:
     """One training run of a fresh `model_name` model; see the module docstring.
 
-    data: (train_images, test_images), default the MNIST sets, loaded in the worker.
+    data: (train_images, test_images), default the MNIST sets, loaded by the worker; each
+    a tensor, an array or the path of a .npy file (memory-mapped by the worker).
     preview: (K,1,28,28) clean digits reconstructed after every epoch.
-    on_finish(job): called once in the worker thread when the job ends, any way it ends."""
+    estimate_s: the expected length of the run (aecore.calibrate), for wait estimates.
+    on_finish(job): called once, in the job's thread, when the job ends, any way it ends."""
 
     _ids = itertools.count(1)
 
     def __init__(self, model_name: str, config: TrainConfig, *, code_size: int | None = None,
                  label: str | None = None, data: tuple | None = None,
                  preview: torch.Tensor | None = None, alive: Callable[[], bool] | None = None,
-                 abandon_after_s: float = 10.0, on_finish: Callable[["TrainingJob"], None] | None = None):
+                 abandon_after_s: float = 10.0, on_finish: Callable[["TrainingJob"], None] | None = None,
+                 estimate_s: float | None = None, threads: int = TORCH_THREADS):
         self.config = copy.deepcopy(config).validate()   # raises ConfigError with a message
         try:
             self._model = create_model(model_name, **({} if code_size is None else {"code_size": code_size}))
         except ValueError as e:  # unknown architecture, bad code size
             raise ConfigError(str(e)) from e
-        self.id = next(self._ids)
+        self.id, self.model_name, self.code_size = next(self._ids), model_name, code_size
         self.label, self._default_label = label or default_label(self._model, self.config), label is None
         self.state, self.message, self.progress = QUEUED, None, None
-        self.history = {"epoch": [], "train_loss": [], "test_loss": [], "test_mse": []}
+        self.history = {"epoch": [], "train_loss": [], "test_loss": [], "test_mse": [], "images_per_s": []}
         self.curve = {"x": [], "loss": []}
         self.preview = preview
         self.preview_inputs = _noisy(preview, self.config) if preview is not None else None
         self.preview_recon, self.preview_epoch = None, 0
+        self.estimate_s, self.threads, self.pid, self.worker = estimate_s, threads, None, {}
         self.stop_event = threading.Event()
         self._data, self._alive, self._abandon_after = data, alive or (lambda: True), abandon_after_s
-        self._on_finish, self._scheduler = on_finish, None
+        self._on_finish, self._scheduler, self._handle = on_finish, None, None
         self._lock, self._finished = threading.Lock(), threading.Event()
-        self._dead_since, self._last_alive_check, self._good_state = None, 0.0, None
-        self._batch_sum, self._batch_n, self._ckpt, self._kept = 0.0, 0, None, False
+        self._dead_since, self._last_alive_check = None, 0.0
+        self._launched_at, self._weights, self._weights_epoch = None, None, 0
+        self._ckpt, self._kept = None, False
         self.thread: threading.Thread | None = None
 
     # ---- what the UI calls -------------------------------------------------------------
@@ -108,19 +129,23 @@ class TrainingJob:
             if self.state in FINISHED:
                 return
             self.message = reason
+            handle = self._handle
         self.stop_event.set()
+        if handle is not None:
+            handle.stop()
         if self._scheduler is not None:
             self._scheduler.withdraw(self)
 
     def view(self) -> JobView:
-        # the position first, outside our lock: the scheduler takes its lock, then ours
+        # the scheduler's figures first, outside our lock: the scheduler takes its lock, then ours
         position = self._scheduler.position(self) if self._scheduler else None
+        wait = self._scheduler.wait_s(self) if self._scheduler and position else None
         with self._lock:
             return JobView(self.state, self.label, self.progress,
                            {k: list(v) for k, v in self.history.items()},
                            {k: list(v) for k, v in self.curve.items()},
                            self.preview_epoch, self.preview_recon, self.message, self.model,
-                           position, self._model.objective_name(self.config.loss))
+                           position, self._model.objective_name(self.config.loss), wait, self.pid)
 
     @property
     def model(self) -> Autoencoder | None:
@@ -145,81 +170,102 @@ class TrainingJob:
                                           training={**self._model.training_info, "state": self.state})
         return self._ckpt
 
-    # ---- the worker --------------------------------------------------------------------
+    def remaining_s(self, startup_s: float = STARTUP_S) -> float | None:
+        """Seconds this job still needs: its live ETA once it trains, else its estimate
+        (plus the process start if it has not started); None when nothing is known."""
+        with self._lock:
+            if self.state in FINISHED:
+                return 0.0
+            if self.progress is not None:
+                return self.progress.eta_s
+            if self.estimate_s is None:
+                return None
+            if self._launched_at is None:
+                return self.estimate_s + startup_s
+            return max(0.0, self.estimate_s + startup_s - (time.monotonic() - self._launched_at))
+
+    def spec(self) -> dict:
+        """What the worker gets: plain data only (aecore.worker.make_spec)."""
+        return make_spec(self.model_name, self.code_size, self.config, self.preview_inputs, self._data,
+                         self.threads)
+
+    # ---- the job's thread: launch, then follow the worker's messages -------------------
     def _start(self, scheduler: "Scheduler") -> None:
         with self._lock:
-            self.state = RUNNING
+            self.state, self._launched_at = RUNNING, time.monotonic()
         self.thread = threading.Thread(target=self._run, args=(scheduler,), daemon=True,
-                                       name=f"aecore-train-{self.id}")
+                                       name=f"aecore-job-{self.id}")
         self.thread.start()
 
     def _run(self, scheduler: "Scheduler") -> None:
-        threads, switch = torch.get_num_threads(), sys.getswitchinterval()
-        torch.set_num_threads(TORCH_THREADS)
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        handle = None
         try:
-            train_images, test_images = self._data or (load_mnist("train")[0], load_mnist("test")[0])
-            if self.preview is not None:
-                self._update_preview(0)
-            result = train(self._model, train_images, test_images, self.config,
-                           callback=self._on_progress, stop=self.stop_event)
-            self._end(STOPPED if result.stopped else DONE, self.message if result.stopped else None)
-        except TrainingDiverged as e:  # train() restored the last good epoch
-            self._end(FAILED, f"Training diverged: {e}", keep=bool(self.history["epoch"]))
-        except Exception as e:  # noqa: BLE001 - any failure must end the job, not the server
-            self._end(FAILED, f"Training failed ({type(e).__name__}: {e}). " + (
-                "The model of the last finished epoch is kept." if self._restore_good_state()
-                else "No epoch finished, so there is no model to keep."), keep=self._good_state is not None)
+            handle = scheduler.launcher.launch(self.spec())
+            with self._lock:
+                self._handle = handle
+            if self.stop_event.is_set():   # stopped while it launched
+                handle.stop()
+            self._follow(handle, scheduler)
+        except Exception as e:  # noqa: BLE001 - whatever happens here, the job ends and frees its slot
+            self._end(FAILED, f"Training failed ({type(e).__name__}: {e}). " + self._kept_words(),
+                      keep=self._weights is not None)
         finally:
-            torch.set_num_threads(threads)
-            sys.setswitchinterval(switch)
+            if handle is not None:
+                handle.close()
             scheduler.job_ended(self)
 
-    def _restore_good_state(self) -> bool:
-        try:
-            if self._good_state is not None:
-                self._model.load_state_dict(self._good_state)
-            self._model.eval().cpu()
-        except Exception:  # noqa: BLE001 - then there is no model to keep
-            self._good_state = None
-        return self._good_state is not None
+    def _follow(self, handle, scheduler: "Scheduler") -> None:
+        while not self.finished:
+            try:
+                message = handle.receive(RECEIVE_TIMEOUT_S)
+            except WorkerLost as e:
+                self._end(FAILED, f"The training process ended unexpectedly ({e}). " + self._kept_words(),
+                          keep=self._weights is not None)
+                return
+            if message is not None:
+                self._apply(message, scheduler)
+            if not self.stop_event.is_set() and not self.owner_alive():
+                self.stop(f"stopped: its browser session has been gone for over {self._abandon_after:g} s")
 
-    def _on_progress(self, p: Progress) -> None:
-        with self._lock:
-            self.progress = p
-            if p.event == "batch":
-                self._add_curve_point(p)
-            else:
-                for key, value in (("epoch", p.epoch), ("train_loss", p.loss),
-                                   ("test_loss", p.test_loss), ("test_mse", p.test_mse)):
-                    self.history[key].append(value)
-        if p.event == "epoch":
-            self._good_state = copy.deepcopy(self._model.state_dict())
-            if self.preview is not None:
-                self._update_preview(p.epoch)
-        if not self.stop_event.is_set() and not self.owner_alive():
-            self.stop(f"stopped: its browser session has been gone for over {self._abandon_after:g} s")
+    def _kept_words(self) -> str:
+        done = len(self.history["epoch"])
+        return (f"The model of epoch {self._weights_epoch} is kept." if self._weights is not None
+                else "No epoch had finished, so there is no model to keep." if not done
+                else "No model had reached the server yet, so there is none to keep.")
 
-    def _add_curve_point(self, p: Progress) -> None:
-        self._batch_sum, self._batch_n = self._batch_sum + p.loss, self._batch_n + 1
-        if self._batch_n >= max(1, p.batches // CURVE_POINTS_PER_EPOCH) or p.batch == p.batches:
-            self.curve["x"].append(p.epoch - 1 + p.batch / p.batches)
-            self.curve["loss"].append(self._batch_sum / self._batch_n)
-            self._batch_sum, self._batch_n = 0.0, 0
-
-    @torch.no_grad()
-    def _update_preview(self, epoch: int) -> None:
-        model = self._model
-        was_training = model.training
-        device = next(model.parameters()).device
-        recon = model.eval().reconstruct(self.preview_inputs.to(device)).cpu()
-        model.train(was_training)
-        with self._lock:
-            self.preview_recon, self.preview_epoch = recon, epoch
+    def _apply(self, m: dict, scheduler: "Scheduler") -> None:
+        kind = m["kind"]
+        if kind == "started":
+            self.pid, self.worker = m["pid"], {k: m[k] for k in ("pid", "host", "threads")}
+            scheduler.started_in(time.monotonic() - self._launched_at)
+        elif kind == "preview":
+            with self._lock:
+                self.preview_recon, self.preview_epoch = _images(m["preview"]), m["epoch"]
+        elif kind in ("progress", "epoch"):
+            p = Progress(**m["progress"])
+            with self._lock:
+                self.progress = p
+                for x, loss in m["curve"]:
+                    self.curve["x"].append(x)
+                    self.curve["loss"].append(loss)
+                if kind == "epoch":
+                    for key, value in (("epoch", p.epoch), ("train_loss", p.loss), ("test_loss", p.test_loss),
+                                       ("test_mse", p.test_mse), ("images_per_s", p.images_per_s)):
+                        self.history[key].append(value)
+                    if m.get("preview") is not None:
+                        self.preview_recon, self.preview_epoch = _images(m["preview"]), p.epoch
+                    if m.get("weights") is not None:
+                        self._weights, self._weights_epoch = m["weights"], p.epoch
+        elif kind == "end":
+            if m.get("weights") is not None:
+                self._weights, self._weights_epoch = m["weights"], len(self.history["epoch"])
+            stopped = m["state"] == STOPPED
+            self._end(m["state"], self.message if stopped else m.get("message"),
+                      keep=m.get("weights") is not None)
 
     def owner_alive(self, every_s: float = 0.5) -> bool:
         """False once `alive()` has said False for longer than abandon_after_s (checked at
-        most every `every_s` seconds, so a per-batch call costs nothing)."""
+        most every `every_s` seconds)."""
         now = time.monotonic()
         if now - self._last_alive_check >= every_s:
             self._last_alive_check = now
@@ -230,17 +276,39 @@ class TrainingJob:
         return self._dead_since is None or now - self._dead_since <= self._abandon_after
 
     def _end(self, state: str, message: str | None, keep: bool = True) -> None:
+        if self.finished:
+            return
+        unusable = self._load_weights() if keep and self._weights is not None else None
+        keep = keep and self._weights is not None and unusable is None
+        if unusable:
+            message = f"{message or 'Training ended'}. {unusable}"
         with self._lock:
             if self.state in FINISHED:
                 return
             self._kept = keep and (state != STOPPED or self.progress is not None)
             self.state, self.message = state, message
             if self._default_label and state != DONE and self._kept:
-                self.label = finished_label(self._model, self.config, self.progress, len(self.history["epoch"]), state)
+                self.label = finished_label(self._model, self.config, self.progress, self._weights_epoch, state)
             self._model.training_info = {**asdict(self.config), "label": self.label}   # also the checkpoint's
+            self._weights = None   # in the model now (or unusable): not kept twice
         self._finished.set()
         if self._on_finish is not None:
             self._on_finish(self)
+
+    def _load_weights(self) -> str | None:
+        """Put the worker's last weights into this process's model (read as a checkpoint:
+        validated, no code run); the reason in words if they are unusable."""
+        try:
+            self._model.load_state_dict(read_checkpoint(self._weights, name="the worker's weights")["state_dict"])
+        except (CheckpointError, RuntimeError) as e:
+            return f"The weights it sent are unusable ({e}), so there is no model to keep."
+        self._model.eval()
+        return None
+
+
+def _images(uint8) -> torch.Tensor:
+    """The worker's (K,28,28) uint8 reconstructions as (K,1,28,28) float32 in [0,1]."""
+    return torch.from_numpy(uint8).float().div_(255).unsqueeze(1)
 
 
 MAX_SESSION_MODELS = 8   # a session's own models: the oldest goes beyond this (bounded memory)
@@ -260,7 +328,7 @@ def keep_model(models: dict, label: str, model: Autoencoder, limit: int = MAX_SE
 
 
 def add_to(models: dict) -> Callable[[TrainingJob], None]:
-    """An on_finish that keeps the job's model (if any) in `models`. It runs in the worker
+    """An on_finish that keeps the job's model (if any) in `models`. It runs in the job's
     thread: a UI passes a plain dict (its session's models)."""
     def add(job: TrainingJob) -> None:
         if job.model is not None:
@@ -290,13 +358,40 @@ def _noisy(images: torch.Tensor, config: TrainConfig) -> torch.Tensor:
     return add_noise(images, config.noise, config.noise_level, torch.Generator().manual_seed(1234))
 
 
+def _setting(name: str, default: int) -> int:
+    """A whole number >= 1 from the environment; a bad value is named and the default used."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value)
+        if number >= 1:
+            return number
+    except ValueError:
+        pass
+    warnings.warn(f"{name}={value!r} is not a whole number of at least 1; using {default}", stacklevel=2)
+    return default
+
+
+def default_slots() -> int:
+    """AECORE_TRAINING_SLOTS, else the cores the machine can spare (one serves the app)."""
+    return _setting(SLOTS_ENV, max(1, (os.cpu_count() or 1) - 1))
+
+
+def default_max_waiting() -> int:
+    return _setting(QUEUE_ENV, MAX_WAITING)
+
+
 @dataclass
 class Scheduler:
-    """Runs one job at a time; up to `max_waiting` more wait in order, beyond that
-    `submit` refuses with QueueFull."""
-    max_waiting: int = 3
-    running: TrainingJob | None = None
+    """Runs up to `slots` jobs at once through `launcher`; up to `max_waiting` more wait in
+    order, beyond that `submit` refuses with QueueFull."""
+    slots: int = field(default_factory=default_slots)
+    max_waiting: int = field(default_factory=default_max_waiting)
+    launcher: Launcher = field(default_factory=ProcessLauncher)
+    running: list = field(default_factory=list)
     waiting: list = field(default_factory=list)
+    startup_s: float = STARTUP_S      # the last measured start of a job's process
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     def submit(self, job: TrainingJob) -> int:
@@ -305,9 +400,10 @@ class Scheduler:
             if job.state != QUEUED or job._scheduler is not None:
                 raise ValueError("a job can be submitted only once")
             self._drop_abandoned()
-            if self.running is not None and len(self.waiting) >= self.max_waiting:
-                raise QueueFull(f"The training queue is full: one training is running and "
-                                f"{len(self.waiting)} are waiting. Try again when one has finished.")
+            if len(self.running) >= self.slots and len(self.waiting) >= self.max_waiting:
+                raise QueueFull(f"The training queue is full: {len(self.running)} training"
+                                f"{'s are' if len(self.running) != 1 else ' is'} running and "
+                                f"{len(self.waiting)} waiting. Try again when one has finished.")
             job._scheduler = self
             self.waiting.append(job)
             self._dispatch()
@@ -315,9 +411,38 @@ class Scheduler:
 
     def position(self, job: TrainingJob) -> int | None:
         with self._lock:
-            if job is self.running:
+            if job in self.running:
                 return 0
             return self.waiting.index(job) + 1 if job in self.waiting else None
+
+    def wait_s(self, job: TrainingJob) -> float | None:
+        """Estimated seconds until a waiting `job` starts: each slot frees when its job's ETA
+        runs out, and each job ahead then takes the first free slot for its estimated length
+        (plus its process's start). None if any of those is unknown."""
+        with self._lock:
+            if job not in self.waiting:
+                return None
+            free = [j.remaining_s(self.startup_s) for j in self.running]
+            ahead = [j.remaining_s(self.startup_s) for j in self.waiting[:self.waiting.index(job)]]
+        if any(t is None for t in free + ahead):
+            return None
+        free += [0.0] * max(0, self.slots - len(free))
+        heapq.heapify(free)
+        for seconds in ahead:
+            heapq.heappush(free, heapq.heappop(free) + seconds)
+        return free[0]
+
+    def others(self, job: TrainingJob | None = None) -> list:
+        """The running jobs other than `job`."""
+        with self._lock:
+            return [j for j in self.running if j is not job]
+
+    def full(self) -> bool:
+        with self._lock:
+            return len(self.running) >= self.slots
+
+    def started_in(self, seconds: float) -> None:
+        self.startup_s = seconds
 
     def withdraw(self, job: TrainingJob) -> None:
         """Take a queued job out of the line (it ends as stopped, with no model)."""
@@ -328,15 +453,16 @@ class Scheduler:
 
     def job_ended(self, job: TrainingJob) -> None:
         with self._lock:
-            if job is self.running:
-                self.running = None
+            if job in self.running:
+                self.running.remove(job)
             self._dispatch()
 
     def _dispatch(self) -> None:
         self._drop_abandoned()
-        if self.running is None and self.waiting:
-            self.running = self.waiting.pop(0)
-            self.running._start(self)
+        while len(self.running) < self.slots and self.waiting:
+            job = self.waiting.pop(0)
+            self.running.append(job)
+            job._start(self)
 
     def _drop_abandoned(self) -> None:
         for job in [j for j in self.waiting if not j.owner_alive(every_s=0)]:

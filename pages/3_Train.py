@@ -1,6 +1,6 @@
-"""Train: train an autoencoder live. The run happens in a background thread
-(aecore.jobs), so it survives page switches; a fragment polls it while it runs. The
-expected time is measured on this machine (aecore.calibrate), not read from a table."""
+"""Train: train an autoencoder live. The run happens in a process of its own (aecore.jobs),
+so it survives page switches and never slows the server; a fragment polls it while it runs.
+The expected time is measured on this machine (aecore.calibrate), not read from a table."""
 import re
 from pathlib import Path
 
@@ -109,8 +109,10 @@ def session_alive():  # Streamlit internals, so here rather than in aecore
 def start(name: str, code: int, config: TrainConfig) -> None:
     images, labels = ui.test_set()
     try:
+        estimate = throughput(name, code, config.batch_size, config.precision, config.noise).seconds(config)
         job = jobs.TrainingJob(name, config, code_size=code, preview=images[jobs.preview_indices(labels)],
-                               alive=session_alive(), on_finish=jobs.add_to(ui.session_models()))
+                               alive=session_alive(), on_finish=jobs.add_to(ui.session_models()),
+                               estimate_s=estimate)
         jobs.SCHEDULER.submit(job)
     except (ConfigError, jobs.QueueFull) as e:
         st.error(str(e))
@@ -173,14 +175,22 @@ def strip(images) -> np.ndarray:
     return np.hstack([np.pad(ui.to_pixels(x, 3), ((0, 0), (0, 4)), constant_values=96) for x in images])
 
 
+def waiting_words(v: jobs.JobView) -> str:
+    slots = jobs.SCHEDULER.slots
+    busy = "another session is training" if slots == 1 else f"all {slots} training slots are taken"
+    wait = (f" Expected start: in about {clock(v.wait_s)} (the running trainings' ETA and the estimated "
+            f"length of those ahead of yours, each plus about {clock(jobs.SCHEDULER.startup_s)} to start its "
+            "process)." if v.wait_s is not None else "")
+    return f"**{v.label}** is waiting in the training queue (position {v.position}): {busy}.{wait}"
+
+
 def show_job(job: jobs.TrainingJob) -> None:
     v = job.view()
     p = v.progress
     if v.state == jobs.QUEUED:
-        st.info(f"**{v.label}** is waiting in the training queue (position {v.position}): another "
-                "session is training, and only one training runs at a time.")
+        st.info(waiting_words(v))
     elif v.state == jobs.RUNNING and p is None:
-        st.info(f"Starting **{v.label}**…")
+        st.info(f"Starting **{v.label}** in a process of its own…")
     shown = {jobs.DONE: st.success, jobs.STOPPED: st.warning, jobs.FAILED: st.error}.get(v.state)
     if shown:
         kept = (f" The model is selectable as **{v.label} (this session)** on the Draw and Denoise "
@@ -220,8 +230,10 @@ def upload_ui() -> None:
 
 st.set_page_config(page_title="Train · MNIST Autoencoder Lab", page_icon="🧠", layout="wide")
 st.title("Train an autoencoder")
-st.caption("Training runs in the background (one training per server at a time, on one CPU "
-           "core): switch pages and come back, it keeps going.")
+slots = jobs.SCHEDULER.slots
+st.caption("Training runs in the background, in a process of its own on one CPU core (this server runs "
+           + ("one at a time" if slots == 1 else f"up to {slots} at once") + "; more wait in a queue): switch "
+           "pages and come back, it keeps going.")
 restore_settings()
 drop_invalid_settings()
 name, code, config = settings_ui()
@@ -230,7 +242,7 @@ under_a_minute()
 save_settings()
 job = st.session_state.get(JOB)
 active = job is not None and not job.finished
-busy = not active and jobs.SCHEDULER.running is not None  # someone else's training
+busy = not active and bool(jobs.SCHEDULER.others(job))  # someone else's training
 if active:
     if st.button("Stop (keep the model so far)"):
         job.stop()
@@ -239,17 +251,26 @@ elif st.button("Start training", type="primary"):
     start(name, code, config)
 
 
+def others_words(others: list) -> str:
+    def one(j):
+        p = j.view().progress
+        return f"**{j.label}**" + (f": {p.fraction:.0%} done, about {clock(p.eta_s)} left" if p else "")
+    s = jobs.SCHEDULER
+    head = "Another session is training " if len(others) == 1 else f"Other sessions are training {len(others)} models: "
+    queue = (f"A training you start now waits in the queue ({len(s.waiting)} waiting)." if s.full()
+             else "A training you start now starts at once (a slot is free).")
+    return head + "; ".join(one(j) for j in others) + ". " + queue
+
+
 # polled even when nobody trains, so a training another session starts shows up by itself
 @st.fragment(run_every=0.5 if active else 1.0 if busy else 2.0)
 def live() -> None:
-    running = jobs.SCHEDULER.running
-    if not active and running is not None:
-        p = running.view().progress
-        st.info(f"Another session is training **{running.label}**" + (f": {p.fraction:.0%} done, about "
-                f"{clock(p.eta_s)} left" if p else "") + ". A training you start now waits in the queue.")
+    others = jobs.SCHEDULER.others(job)
+    if not active and others:
+        st.info(others_words(others))
     if job is not None:
         show_job(job)
-    if (active and job.finished) or (busy and running is None) or (not active and not busy and running):
+    if (active and job.finished) or (not active and busy != bool(others)):
         st.rerun()  # the whole page: buttons, download, the timer off
 
 

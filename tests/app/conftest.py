@@ -23,7 +23,6 @@ def run_page():
 def idle_scheduler():
     """The test ends with no training left in this process (queued or running)."""
     yield
-    for job in [*jobs.SCHEDULER.waiting, jobs.SCHEDULER.running]:
-        if job is not None:
-            job.stop()
-            job.wait(10)
+    for job in [*jobs.SCHEDULER.waiting, *jobs.SCHEDULER.running]:
+        job.stop()
+        job.wait(15)

@@ -2,6 +2,8 @@
 stop, the shared queue, invalid injected settings, checkpoint download and upload."""
 import io
 import json
+import os
+import signal
 import time
 
 import pytest
@@ -101,19 +103,59 @@ def test_stop_keeps_the_model_trained_so_far(run_page):
     assert [b.label for b in at.button] == ["Start training"]
 
 
-def test_a_second_training_waits_in_a_visible_queue(run_page):
+def test_a_killed_training_process_fails_with_a_message_and_keeps_its_last_epoch(run_page):
+    """SIGKILL of the job's process mid-epoch (what the system does when memory runs out):
+    the page says so, keeps the last epoch's model, and the next training runs."""
+    at = start(run_page(PAGE, **TINY | {"train_epochs": 1000, "train_train_size": 4096}))
+    job = at.session_state["train_job"]
+    run_until(at, lambda: job.view().history["epoch"])
+    assert job.pid != os.getpid()
+    os.kill(job.pid, signal.SIGKILL)
+    run_until(at, lambda: job.finished).run()
+    assert job.state == jobs.FAILED and not at.exception
+    [error] = texts(at.error)
+    assert error.startswith("Failed: The training process ended unexpectedly (killed by signal 9, SIGKILL")
+    assert "is kept" in error and "(this session)" in error
+    [(label, model)] = at.session_state["session_models"].items()
+    assert model is job.model and label.endswith("of 1000 ep") and label in error
+    at.number_input(key="train_epochs").set_value(1).run()
+    again = start(at).session_state["train_job"]
+    run_until(at, lambda: again.finished)
+    assert again.state == jobs.DONE and len(at.session_state["session_models"]) == 2
+
+
+def test_a_second_training_waits_in_a_visible_queue(run_page, monkeypatch):
+    monkeypatch.setattr(jobs.SCHEDULER, "slots", 1)   # one slot, whatever this machine's cores
     images = aecore.load_mnist("test")[0][:4096]
-    others = jobs.TrainingJob("simple", TrainConfig(epochs=1000, batch_size=32), data=(images, None))
+    others = jobs.TrainingJob("simple", TrainConfig(epochs=1000, batch_size=32), data=(images, None),
+                              estimate_s=600)
     jobs.SCHEDULER.submit(others)  # another session's training
     at = run_page(PAGE, **TINY)
     assert any("Another session is training **simple-32, 1000 ep**" in i for i in texts(at.info))
+    assert any("A training you start now waits in the queue" in i for i in texts(at.info))
     at = start(at)
     job = at.session_state["train_job"]
     assert job.state == jobs.QUEUED
-    assert any("waiting in the training queue (position 1)" in i for i in texts(at.info))
+    [waiting] = [i for i in texts(at.info) if "waiting in the training queue (position 1)" in i]
+    assert "another session is training" in waiting and "Expected start: in about" in waiting
+    assert others.pid is None or others.pid != os.getpid()   # it trains in a process of its own
     others.stop()
     run_until(at, lambda: job.finished)
     assert job.state == jobs.DONE and others.state == jobs.STOPPED
+
+
+def test_with_a_free_slot_a_second_training_starts_at_once(run_page, monkeypatch):
+    monkeypatch.setattr(jobs.SCHEDULER, "slots", 2)
+    images = aecore.load_mnist("test")[0][:4096]
+    others = jobs.TrainingJob("simple", TrainConfig(epochs=1000, batch_size=32), data=(images, None))
+    jobs.SCHEDULER.submit(others)
+    at = run_page(PAGE, **TINY)
+    assert any("A training you start now starts at once (a slot is free)" in i for i in texts(at.info))
+    job = start(at).session_state["train_job"]
+    assert job.state == jobs.RUNNING and jobs.SCHEDULER.running == [others, job]
+    run_until(at, lambda: job.finished)
+    assert job.state == jobs.DONE and others.state == jobs.RUNNING and job.pid != others.pid
+    others.stop()
 
 
 @pytest.mark.parametrize("key, value, message, default", [

@@ -1,8 +1,12 @@
 """Browser tests of the Train page on a real server: a short run advances its progress bars
 and finishes; a long run survives a page switch, leaves the server responsive for another
-session's drawing, and stops by itself once its browser tab is closed."""
+session's drawing, and stops by itself once its browser tab is closed; a run whose process
+is killed fails with a message while the server keeps serving."""
+import os
 import re
+import signal
 import time
+from pathlib import Path
 
 from browser_helpers import screenshot, wait_for_app
 
@@ -52,9 +56,9 @@ def steps_done(page) -> int:
 
 
 def test_a_short_training_shows_progress_and_finishes(streamlit_server, page):
-    # 15 epochs of simple-32 on 60,000 images: ~15 s on an idle 2-core machine, long
-    # enough for the page to show the bars moving, short enough for a test
-    start_training(page, streamlit_server, epochs=15)
+    # 15 epochs of simple-32 on 20,000 images: ~5 s on an idle 2-core machine, long
+    # enough for the page to show the bars moving, short enough for a test on a busy one
+    start_training(page, streamlit_server, epochs=15, **{"Training images (first N of 60,000)": 20_000})
     page.locator(RUN_BAR).nth(1).wait_for(timeout=30_000)
     seen, deadline = set(), time.monotonic() + 240
     while not page.get_by_text("Done: training finished").is_visible():
@@ -73,6 +77,7 @@ def test_a_short_training_shows_progress_and_finishes(streamlit_server, page):
     page.get_by_text("Advanced").click()  # folded again for the picture
     page.set_viewport_size({"width": 1280, "height": 1400})  # settings, progress, chart, digits
     wait_for_app(page)
+    page.get_by_role("heading", name="Train an autoencoder").scroll_into_view_if_needed()
     screenshot(page, "train")
 
 
@@ -113,3 +118,47 @@ def test_a_long_training_survives_page_switches_and_ends_with_its_session(stream
     finally:
         a.context.close()  # a no-op when already closed
         b.context.close()
+
+
+def training_processes(server_pid: int) -> list[int]:
+    """The server's training processes: forked by its fork server (same command line)."""
+    def children(pid):
+        out = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(entry.name))
+                except (OSError, IndexError, ValueError):
+                    continue
+        return out
+
+    def cmdline(pid):
+        try:
+            return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            return ""
+    servers = [p for p in children(server_pid) if "multiprocessing.forkserver" in cmdline(p)]
+    return [p for s in servers for p in children(s)]
+
+
+def test_a_killed_training_process_leaves_the_app_serving(fresh_server, page):
+    """SIGKILL of the training's process mid-epoch (issue 11): the page says the job failed
+    and why, keeps the last epoch's model, and the same server keeps serving."""
+    server = fresh_server()
+    start_training(page, server.url, epochs=200, **{"Training images (first N of 60,000)": 20_000})
+    page.get_by_text("reconstruction after epoch 1").wait_for(timeout=60_000)
+    [worker] = training_processes(server.proc.pid)
+    os.kill(worker, signal.SIGKILL)
+    page.get_by_text("The training process ended unexpectedly (killed by signal 9").wait_for(timeout=30_000)
+    wait_for_app(page)
+    failed = page.locator("[data-testid=stAlert]", has_text="ended unexpectedly").inner_text()
+    assert "is kept" in failed and "(this session)" in failed, failed
+    assert page.get_by_role("button", name="Start training").is_visible()
+    assert not training_processes(server.proc.pid)
+    page.locator("[data-testid=stSidebarNav]").get_by_role("link", name="Draw").click()
+    wait_for_app(page)
+    page.locator(CANVAS).wait_for()
+    stroke(page, SEVEN)
+    page.get_by_text("Reconstructions").wait_for(timeout=30_000)
+    assert page.locator("[data-testid=stException]").count() == 0

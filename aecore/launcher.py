@@ -1,0 +1,155 @@
+"""Where a training job runs: the small interface between aecore.jobs (the job and the
+scheduler, in the server) and the place that runs aecore.worker.run, plus the local
+back end: one process per job.
+
+    launcher.launch(spec: dict) -> handle        spec: plain data (aecore.worker.make_spec)
+    handle.receive(timeout_s) -> dict | None     the worker's next message; None on timeout;
+                                                 raises WorkerLost once it is gone without "end"
+    handle.stop()                                ask it to stop after its current batch
+    handle.close()                               release it (kill it if it still runs)
+    handle.pid                                   the worker's process id where it runs, or None
+
+Another back end (e.g. tasks on a Ray cluster) implements the same two methods of a
+launcher and four of a handle; the job, the scheduler and the page do not change.
+
+ProcessLauncher: each job is a new process started by a "forkserver" (standard library
+multiprocessing). The fork server is a clean process started once, without the server's
+threads, that imports torch and aecore.worker once (PRELOAD); every job forks from it, so
+a job starts in well under a second after the first (which pays the import, ~2–3 s) and
+never inherits a Streamlit server's threads or locks (forking those is unsafe). The job's
+process has its own interpreter and GIL: the server's sessions and the training no longer
+slow each other (DESIGN.md measured 3–40× when they shared one). Messages come back
+through a one-way pipe, sent by a thread in the worker so training never waits on a busy
+server; the server side waits on the pipe and the process sentinel together, so a worker
+that dies (SIGKILL, out of memory, a crash) is noticed at once, never waited on forever.
+Messages are pickles from our own worker code (the same trust as the code itself); a back
+end on other machines must keep that boundary, e.g. only run on nodes the server trusts.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import signal
+import threading
+from multiprocessing import connection
+from typing import Protocol
+
+PRELOAD = ["aecore.worker"]   # imported once by the fork server, shared by every job
+JOIN_S = 5.0                  # how long close() lets a worker finish before killing it
+
+
+class WorkerLost(RuntimeError):
+    """The worker ended without reporting its end; the message says how, in words."""
+
+
+class Handle(Protocol):
+    pid: int | None
+
+    def receive(self, timeout_s: float) -> dict | None: ...
+    def stop(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class Launcher(Protocol):
+    def launch(self, spec: dict) -> Handle: ...
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """How a process ended, in words, from its exit code (-N: killed by signal N)."""
+    if exitcode is None:
+        return "it stopped answering"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = "an unknown signal"
+        why = (": the system does this when memory runs out, or someone killed it"
+               if -exitcode == signal.SIGKILL else "")
+        return f"killed by signal {-exitcode}, {name}{why}"
+    return f"exit code {exitcode}" + (" without reporting its end" if exitcode == 0 else "")
+
+
+class ProcessLauncher:
+    """Each job in a new local process (module docstring). `method`: a multiprocessing
+    start method without fork's hazards, "forkserver" (default) or "spawn"."""
+
+    def __init__(self, method: str = "forkserver"):
+        if method not in ("forkserver", "spawn"):
+            raise ValueError(f"start method must be 'forkserver' or 'spawn', got {method!r}")
+        self.context = multiprocessing.get_context(method)
+        if method == "forkserver":
+            self.context.set_forkserver_preload(PRELOAD)
+
+    def launch(self, spec: dict) -> "ProcessHandle":
+        reader, writer = self.context.Pipe(duplex=False)
+        stop = self.context.Event()
+        process = self.context.Process(target=_child, args=(spec, writer, stop), daemon=True,
+                                       name="aecore-training")
+        try:
+            process.start()
+        finally:
+            writer.close()   # the child holds the only write end: its death reads as EOF here
+        return ProcessHandle(process, reader, stop)
+
+
+class ProcessHandle:
+    def __init__(self, process, reader, stop):
+        self.process, self._reader, self._stop = process, reader, stop
+        self.pid = process.pid
+
+    def receive(self, timeout_s: float) -> dict | None:
+        ready = connection.wait([self._reader, self.process.sentinel], timeout_s)
+        if not ready:
+            return None
+        if self._reader in ready or self._reader.poll(0):   # what it sent before it ended comes first
+            try:
+                return self._reader.recv()
+            except (EOFError, OSError):
+                pass
+        self.process.join(JOIN_S)
+        raise WorkerLost(describe_exit(self.process.exitcode))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.process.join(JOIN_S)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(JOIN_S)
+        self._reader.close()
+
+
+def _child(spec: dict, writer, stop) -> None:
+    """The job's process: run the worker, sending from a thread so a slow reader never
+    holds up training. If the server is gone (its end of the pipe closed), stop."""
+    from .worker import run
+
+    outbox, lost = queue.SimpleQueue(), threading.Event()
+
+    def sender() -> None:
+        while (message := outbox.get()) is not None:
+            if lost.is_set():
+                continue
+            try:
+                writer.send(message)
+            except OSError:   # BrokenPipeError: nobody is listening any more
+                lost.set()
+
+    class Stop:
+        @staticmethod
+        def is_set() -> bool:
+            return lost.is_set() or stop.is_set()
+
+    thread = threading.Thread(target=sender, name="aecore-worker-sender", daemon=True)
+    thread.start()
+    try:
+        run(spec, outbox.put, Stop())
+    except Exception as e:  # noqa: BLE001 - a bad spec: say so instead of dying with a traceback
+        outbox.put({"kind": "end", "state": "failed", "weights": None,
+                    "message": f"Training failed ({type(e).__name__}: {e}). No model to keep."})
+    finally:
+        outbox.put(None)
+        thread.join()
+        writer.close()
