@@ -18,16 +18,19 @@ A job whose actor dies (its process killed, its node lost) raises WorkerLost fro
 """
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import threading
 from collections import deque
 
+import numpy as np
+
 from .launcher import ProcessLauncher, WorkerLost
 
 ADDRESS_ENV = "RAY_ADDRESS"    # the cluster to train on (Ray's own variable, as aecore sweep)
-TAKE_S = 1.0                   # how long one `take` waits in the actor for a first message
-BATCH = 64                     # at most this many messages per `take`
+POST_EVERY_S = 0.1             # a task posts its messages (and reads its stop flag) this often
+JOIN_S = 5.0                   # how long close() lets a task finish before cancelling it
 
 
 def connect(address: str):
@@ -43,7 +46,7 @@ def connect(address: str):
 
 
 class RayLauncher:
-    """Jobs as actors on the Ray cluster at `address` (HOST:PORT of its head, or Ray's own
+    """Jobs as tasks on the Ray cluster at `address` (HOST:PORT of its head, or Ray's own
     forms). Connects at once; raises with a readable message when it cannot."""
 
     def __init__(self, address: str):
@@ -52,6 +55,7 @@ class RayLauncher:
         check_reachable(address)   # a dead address fails now, not after minutes of retries
         try:
             import ray
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
         except ImportError as e:
             raise RuntimeError("Ray is not installed (pip install -r requirements.txt)") from e
         if not ray.is_initialized():
@@ -60,10 +64,12 @@ class RayLauncher:
             except (ConnectionError, ValueError, RuntimeError) as e:
                 raise RuntimeError(f"no Ray cluster at {address}: {first_line(e)}") from e
         self.ray, self.address = ray, address
-        self.actor_class = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0,
-                                      max_concurrency=2)(TrainingActor)
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+        self.mailbox = ray.remote(num_cpus=0, max_concurrency=64)(Mailbox).options(scheduling_strategy=here).remote()
+        self.task = ray.remote(num_cpus=1, max_retries=0)(train_task)
         self.where = f"on the Ray cluster at {address}"
         self.note = None
+        self._ids = itertools.count(1)
 
     @property
     def cpus(self) -> int | None:
@@ -74,35 +80,48 @@ class RayLauncher:
             return None
 
     def launch(self, spec: dict) -> "RayHandle":
-        return RayHandle(self.ray, self.actor_class.remote(spec))
+        job = next(self._ids)
+        self.ray.get(self.mailbox.open.remote(job))
+        return RayHandle(self.ray, self.mailbox, job, self.task.remote(spec, self.mailbox, job))
 
 
 class RayHandle:
-    """aecore.launcher's handle for one actor: receive / stop / close, plus pid and node
+    """aecore.launcher's handle for one task: receive / stop / close, plus pid and node
     (from the worker's "started" message: None until it has started)."""
 
-    def __init__(self, ray, actor):
-        self.ray, self._actor = ray, actor
-        self._inbox, self._pending = deque(), None
+    def __init__(self, ray, mailbox, job: int, ref):
+        self.ray, self._mailbox, self._job, self._ref = ray, mailbox, job, ref
+        self._inbox, self._ended = deque(), False
         self.pid, self.node = None, None
 
     def receive(self, timeout_s: float) -> dict | None:
         if not self._inbox:
-            if self._pending is None:
-                self._pending = self._actor.take.remote(TAKE_S)
-            ready, _ = self.ray.wait([self._pending], timeout=timeout_s)
-            if not ready:
-                return None
-            ref, self._pending = self._pending, None
-            try:
-                batch = self.ray.get(ref)
-            except self.ray.exceptions.RayError as e:
-                raise WorkerLost(self._lost_words(e)) from e
-            for m in batch:
-                if m.get("kind") == "started":
-                    self.pid, self.node = m.get("pid"), m.get("node")
-            self._inbox.extend(batch)
+            self._fetch()
+        if not self._inbox:
+            done, _ = self.ray.wait([self._ref], timeout=timeout_s)
+            self._fetch()   # what it sent before it ended comes first
+            if done and not self._inbox:
+                try:
+                    self.ray.get(self._ref)
+                except self.ray.exceptions.RayError as e:
+                    raise WorkerLost(self._lost_words(e)) from e
+                if not self._ended:
+                    raise WorkerLost("its Ray task ended without reporting its end")
         return self._inbox.popleft() if self._inbox else None
+
+    def _fetch(self) -> None:
+        try:
+            batch = self.ray.get(self._mailbox.take.remote(self._job))
+        except self.ray.exceptions.RayError as e:
+            raise WorkerLost(f"the mailbox of this server on the Ray cluster was lost ({type(e).__name__})") from e
+        for m in batch:
+            if m.get("kind") == "started":
+                self.pid, self.node = m.get("pid"), m.get("node")
+            elif m.get("kind") == "end":
+                self._ended = True
+            if m.get("preview") is not None:   # Ray hands arrays over read-only
+                m["preview"] = np.array(m["preview"])
+        self._inbox.extend(batch)
 
     def _lost_words(self, error: Exception) -> str:
         """Which was lost, the node or only the worker's process, asked of the cluster."""
@@ -118,55 +137,98 @@ class RayHandle:
 
     def stop(self) -> None:
         try:
-            self._actor.stop.remote()
-        except Exception:  # noqa: BLE001 - a dead actor needs no stopping
+            self._mailbox.stop.remote(self._job)
+        except Exception:  # noqa: BLE001 - nothing left to stop
             pass
 
     def close(self) -> None:
         try:
-            self.ray.kill(self._actor, no_restart=True)
+            self._mailbox.stop.remote(self._job)
+            done, _ = self.ray.wait([self._ref], timeout=JOIN_S)
+            if not done:
+                self.ray.cancel(self._ref, force=True)
+            self._mailbox.close.remote(self._job)
         except Exception:  # noqa: BLE001 - already gone
             pass
 
 
-class TrainingActor:
-    """Runs on a node (as a Ray actor, see RayLauncher): aecore.worker.run in a thread,
-    its messages kept in an outbox until the server takes them."""
+class Mailbox:
+    """One per server, a Ray actor on the server's node: each job's messages wait here
+    until the server takes them, and its stop flag waits here for the job to read it."""
 
-    def __init__(self, spec: dict):
-        self.outbox, self.stop_event = queue.SimpleQueue(), threading.Event()
-        self.thread = threading.Thread(target=self._run, args=(spec,), daemon=True, name="aecore-training")
-        self.thread.start()
+    def __init__(self):
+        self.boxes, self.stops, self.lock = {}, set(), threading.Lock()
 
-    def _run(self, spec: dict) -> None:
-        from .worker import run
-        try:
-            run(spec, self._send, self.stop_event)
-        except Exception as e:  # noqa: BLE001 - a bad spec: say so instead of dying with a traceback
-            self.outbox.put({"kind": "end", "state": "failed", "weights": None,
-                             "message": f"Training failed ({type(e).__name__}: {e}). No model to keep."})
+    def open(self, job: int) -> None:
+        with self.lock:
+            self.boxes[job] = []
 
-    def _send(self, message: dict) -> None:
-        if message.get("kind") == "started":
-            import ray
-            message = {**message, "node": ray.get_runtime_context().get_node_id()[:8]}
-        self.outbox.put(message)
+    def put(self, job: int, messages: list) -> bool:
+        """Keep the job's messages; True once the job should stop (or nobody listens)."""
+        with self.lock:
+            if job not in self.boxes:
+                return True
+            self.boxes[job].extend(messages)
+            return job in self.stops
 
-    def take(self, timeout_s: float) -> list[dict]:
-        """The waiting messages (at most BATCH), after waiting up to `timeout_s` for one."""
-        try:
-            batch = [self.outbox.get(timeout=timeout_s)]
-        except queue.Empty:
-            return []
-        while len(batch) < BATCH:
+    def take(self, job: int) -> list:
+        with self.lock:
+            batch, self.boxes[job] = self.boxes.get(job, []), []
+            return batch
+
+    def stop(self, job: int) -> None:
+        with self.lock:
+            self.stops.add(job)
+
+    def close(self, job: int) -> None:
+        with self.lock:
+            self.boxes.pop(job, None)
+            self.stops.discard(job)
+
+
+def train_task(spec: dict, mailbox, job: int) -> None:
+    """The Ray task of one job: aecore.worker.run, its messages posted to the server's
+    mailbox in batches by a thread (training never waits on the server), the stop flag
+    read back with each post (at least every POST_EVERY_S)."""
+    import ray
+    from .worker import run
+    writable = lambda x: np.array(x) if isinstance(x, np.ndarray) else x   # Ray's arrays are read-only
+    spec = {**spec, "preview": writable(spec.get("preview")),
+            "data": None if spec.get("data") is None else tuple(writable(d) for d in spec["data"])}
+    node = ray.get_runtime_context().get_node_id()[:8]
+    outbox, stop, finished = queue.SimpleQueue(), threading.Event(), threading.Event()
+
+    def send(message: dict) -> None:
+        outbox.put({**message, "node": node} if message.get("kind") == "started" else message)
+
+    def post() -> None:
+        while True:
+            last = finished.is_set()
+            batch = []
             try:
-                batch.append(self.outbox.get_nowait())
+                batch.append(outbox.get(timeout=POST_EVERY_S))
+                while True:
+                    batch.append(outbox.get_nowait())
             except queue.Empty:
-                break
-        return batch
+                pass
+            try:
+                if ray.get(mailbox.put.remote(job, batch)):
+                    stop.set()
+            except ray.exceptions.RayError:   # the server's mailbox is gone: nobody listens
+                stop.set()
+            if last and outbox.empty():
+                return
 
-    def stop(self) -> None:
-        self.stop_event.set()
+    thread = threading.Thread(target=post, name="aecore-post", daemon=True)
+    thread.start()
+    try:
+        run(spec, send, stop)
+    except Exception as e:  # noqa: BLE001 - a bad spec: say so instead of dying with a traceback
+        send({"kind": "end", "state": "failed", "weights": None,
+              "message": f"Training failed ({type(e).__name__}: {e}). No model to keep."})
+    finally:
+        finished.set()
+        thread.join()
 
 
 def _first_line(error: BaseException) -> str:
