@@ -130,8 +130,8 @@ class RayHandle:
             alive = {n["NodeID"][:8] for n in self.ray.nodes() if n.get("Alive")}
         except Exception:  # noqa: BLE001
             alive = None
-        if node and alive is not None and node not in alive:
-            return f"the training's node {node} was lost from the Ray cluster"
+        if isinstance(error, self.ray.exceptions.NodeDiedError) or (node and alive is not None and node not in alive):
+            return f"the training's node {node or '(unknown)'} was lost from the Ray cluster"
         where = f" on node {node}" if node else ""
         return f"its Ray worker{where} died: {type(error).__name__}"
 

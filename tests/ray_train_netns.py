@@ -17,6 +17,7 @@ import socket
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 from tests.ray_netns import free_port, kill_tree, node_tree, start_node
@@ -207,4 +208,9 @@ def browser_scenario(workdir: Path) -> None:
 
 if __name__ == "__main__":
     scenario, workdir = sys.argv[1], Path(sys.argv[2])
-    {"launcher": launcher_scenario, "browser": browser_scenario}[scenario](workdir)
+    try:
+        {"launcher": launcher_scenario, "browser": browser_scenario}[scenario](workdir)
+    except BaseException:   # the reason on stdout; no exit handlers (Ray's would wait for the stopped cluster)
+        traceback.print_exc(file=sys.stdout)
+        sys.stdout.flush()
+        os._exit(1)

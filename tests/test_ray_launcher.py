@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(bool(netns_available()), reason=netns_available(
 def scenario(name: str, tmp_path, timeout: float, **env) -> str:
     run = run_in_netns([sys.executable, "-m", "tests.ray_train_netns", name, str(tmp_path)], timeout=timeout,
                        env=ray_env(HOME=str(tmp_path / "home"), **env))
-    assert run.returncode == 0 and "PASSED" in run.stdout, f"{run.stdout[-2000:]}\n{run.stderr[-4000:]}"
+    assert run.returncode == 0 and "PASSED" in run.stdout, f"{run.stdout[-3000:]}\n{run.stderr[-2000:]}"
     assert not (tmp_path / "home" / ".ray").exists()   # no token file written for later `ray start`s
     return run.stderr
 
