@@ -1,10 +1,10 @@
-"""The Ray back end of aecore.launcher: each training job is a small Ray actor on the
-cluster (one CPU) that runs aecore.worker.run with the job's spec in a thread of its own.
-The worker's messages (previews, checkpoint bytes included) wait in the actor's outbox; the
-server's handle fetches them in batches (one `take` call in flight at a time, so training
-never waits on a busy server), and `stop` is a call the other way, answered while the run
-goes on (the actor takes two calls at once). An actor rather than a task: a task could
-only hand back its result at the end, an actor can be asked for messages and told to stop.
+"""The Ray back end of aecore.launcher: each training job is a Ray task on the cluster (one
+CPU, wherever Ray puts it) that runs aecore.worker.run with the job's spec. A thread in the
+task posts the worker's messages (previews and checkpoint bytes included) in batches to a
+`Mailbox`, one small actor per server placed on the server's own node, and reads the job's
+stop flag back with each post; the server's handle takes them from there. So training never
+waits on a busy server, Stop reaches a running task, and nothing but the tasks runs on the
+other nodes: losing one loses only its trainings (a task ending with NodeDiedError).
 
 The app uses this back end when it is started with RAY_ADDRESS (`connect`, called by
 aecore.jobs.default_launcher); ray is imported only then. Every node needs the same
@@ -13,7 +13,7 @@ spec whose data are paths of .npy files needs those files on every node. Message
 pickles from our own worker code, the same trust boundary as the local back end: run the
 app only against a cluster whose nodes it trusts (README: token authentication).
 
-A job whose actor dies (its process killed, its node lost) raises WorkerLost from
+A job whose task dies (its process killed, its node lost) raises WorkerLost from
 `receive`, in words that say which: the job ends as failed and frees its slot.
 """
 from __future__ import annotations
