@@ -8,6 +8,7 @@ back end: one process per job.
     handle.stop()                                ask it to stop after its current batch
     handle.close()                               release it (kill it if it still runs)
     handle.pid                                   the worker's process id where it runs, or None
+    launcher.where, launcher.note                words for a page: where jobs run; a fallback's reason
 
 Another back end (aecore.ray_launcher: actors on a Ray cluster) implements the same method
 of a launcher and four of a handle; the job, the scheduler and the page do not change.
@@ -51,6 +52,9 @@ class Handle(Protocol):
 
 
 class Launcher(Protocol):
+    where: str           # where its jobs run, in words for a page ("on the Ray cluster at …")
+    note: str | None     # one line for a page when it stands in for the back end asked for
+
     def launch(self, spec: dict) -> Handle: ...
 
 
