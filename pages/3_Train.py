@@ -134,7 +134,9 @@ def throughput(name: str, code: int, batch_size: int, precision: str, noise: str
 
 def expected_time(name: str, code: int, config: TrainConfig) -> None:
     rate = throughput(name, code, config.batch_size, config.precision, config.noise)
-    st.caption(f"Expected time: about {clock(rate.seconds(config))} on this machine: "
+    here = ("on this server (the cluster's nodes may be faster or slower)"
+            if not isinstance(jobs.SCHEDULER.launcher, jobs.ProcessLauncher) else "on this machine")
+    st.caption(f"Expected time: about {clock(rate.seconds(config))} {here}: "
                f"{rate.train_images_per_s:,.0f} training images/s measured here for this architecture, "
                f"batch size and precision ({rate.precision}), on the one core a training gets. The ETA "
                "below follows the live run.")

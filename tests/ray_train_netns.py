@@ -196,10 +196,10 @@ def browser_scenario(workdir: Path) -> None:
                 ray.shutdown()
                 assert f"node {head}" in where, (where, head)
                 print(f"page: {where}", file=sys.stderr, flush=True)
-                if os.environ.get("SCREENSHOT"):
-                    page.get_by_text("Advanced").click()
-                    wait_for_app(page)
-                    page.screenshot(path=os.environ["SCREENSHOT"], animations="disabled")
+                page.get_by_text("Advanced").click()   # folded again for the picture
+                page.set_viewport_size({"width": 1280, "height": 1700})   # down to the reconstructions
+                wait_for_app(page)
+                page.screenshot(path=str(REPO_ROOT / "docs" / "screenshots" / "train-ray.png"), animations="disabled")
                 browser.close()
         finally:
             server.stop()
