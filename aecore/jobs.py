@@ -381,7 +381,7 @@ def default_slots(cores: int | None = None) -> int:
 
 
 def default_launcher() -> Launcher:
-    """Where this process's jobs run: actors on the Ray cluster at $RAY_ADDRESS when it is
+    """Where this process's jobs run: tasks on the Ray cluster at $RAY_ADDRESS when it is
     set (aecore.ray_launcher; a cluster that cannot be used falls back to local processes
     with a `note` saying so), else a local process per job."""
     address = os.environ.get("RAY_ADDRESS", "").strip()

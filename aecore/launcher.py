@@ -10,7 +10,7 @@ back end: one process per job.
     handle.pid                                   the worker's process id where it runs, or None
     launcher.where, launcher.note                words for a page: where jobs run; a fallback's reason
 
-Another back end (aecore.ray_launcher: actors on a Ray cluster) implements the same method
+Another back end (aecore.ray_launcher: tasks on a Ray cluster) implements the same method
 of a launcher and four of a handle; the job, the scheduler and the page do not change.
 
 ProcessLauncher: each job is a new process started by a "forkserver" (standard library
