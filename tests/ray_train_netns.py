@@ -103,7 +103,7 @@ def launcher_scenario(workdir: Path) -> None:
 
         # 1. the launcher alone: every kind of message arrives, the weights decode to a model
         handle = launcher.launch(make_spec("simple", 16, TrainConfig(**TINY), preview=preview))
-        messages, deadline = [], time.monotonic() + 60
+        messages, deadline = [], time.monotonic() + 180   # the first task on a node imports torch: slow when busy
         while not messages or messages[-1]["kind"] != "end":
             assert time.monotonic() < deadline, [m["kind"] for m in messages]
             if (m := handle.receive(0.5)) is not None:
@@ -128,7 +128,7 @@ def launcher_scenario(workdir: Path) -> None:
         long = TrainConfig(**{**TINY, "epochs": 500})
         job = TrainingJob("simple", long, code_size=16, preview=preview)
         scheduler.submit(job)
-        wait_for("the job to finish an epoch", lambda: job.history["epoch"], 60)
+        wait_for("the job to finish an epoch", lambda: job.history["epoch"], 120)
         job.stop()
         assert job.wait(30), "the stopped job did not end"
         assert job.state == STOPPED and job.model is not None, (job.state, job.message)
@@ -138,7 +138,7 @@ def launcher_scenario(workdir: Path) -> None:
         # message, keeps its last epoch's model and frees its slot
         lost = TrainingJob("simple", long, code_size=16, preview=preview)
         scheduler.submit(lost)
-        wait_for("a weights snapshot of the job", lambda: lost._weights is not None or lost.finished, 60)
+        wait_for("a weights snapshot of the job", lambda: lost._weights is not None or lost.finished, 120)
         kill_tree(node_tree(procs["node1"].pid))
         assert lost.wait(60), "the lost node's job did not end"
         assert lost.state == FAILED and "was lost" in lost.message and lost.model is not None, (lost.state, lost.message)
@@ -183,7 +183,7 @@ def browser_scenario(workdir: Path) -> None:
                     field.press("Enter")
                     wait_for_app(page)
                 page.get_by_role("button", name="Start training").click()
-                page.get_by_text("Done: training finished").wait_for(timeout=90_000)
+                page.get_by_text("Done: training finished").wait_for(timeout=180_000)
                 wait_for_app(page)
                 assert page.get_by_text("reconstruction after epoch 2").is_visible()
                 assert page.locator("[data-testid=stPlotlyChart]").count() == 1

@@ -30,13 +30,13 @@ def scenario(name: str, tmp_path, timeout: float, **env) -> str:
 
 @needs_netns
 def test_ray_launcher_streams_stops_and_survives_a_lost_node(tmp_path):
-    print(scenario("launcher", tmp_path, timeout=240))
+    print(scenario("launcher", tmp_path, timeout=400))
 
 
 @needs_netns
 @pytest.mark.browser
 def test_train_page_runs_a_job_on_the_cluster(tmp_path):
-    print(scenario("browser", tmp_path, timeout=240))
+    print(scenario("browser", tmp_path, timeout=400))
 
 
 def test_no_cluster_at_the_address_means_local_processes_and_one_line(monkeypatch):
