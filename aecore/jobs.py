@@ -384,11 +384,9 @@ def default_launcher() -> Launcher:
     """Where this process's jobs run: tasks on the Ray cluster at $RAY_ADDRESS when it is
     set (aecore.ray_launcher; a cluster that cannot be used falls back to local processes
     with a `note` saying so), else a local process per job."""
-    address = os.environ.get("RAY_ADDRESS", "").strip()
-    if not address:
-        return ProcessLauncher()
-    from .ray_launcher import connect
-    return connect(address)
+    from .ray_launcher import ADDRESS_ENV, connect   # imports no ray until connect() is called
+    address = os.environ.get(ADDRESS_ENV, "").strip()
+    return connect(address) if address else ProcessLauncher()
 
 
 def default_max_waiting() -> int:
