@@ -6,7 +6,8 @@ data, and one thread per running job in this process only receives the worker's
 messages and updates the job (cheap: it waits on a pipe almost all the time).
 
 The process-wide `SCHEDULER` runs up to `slots` jobs at once (AECORE_TRAINING_SLOTS, by
-default the cores the machine can spare: one fewer than it has, at least one); up to
+default the cores the machine can spare: one fewer than it has, at least one; on a Ray
+cluster, when the app is started with RAY_ADDRESS, the cluster's CPUs); up to
 `max_waiting` more wait in order (AECORE_TRAINING_QUEUE), further ones are refused. It
 tells a waiting job its place and an estimate of its wait, from the running jobs' ETAs and
 the estimated lengths (`estimate_s`, from aecore.calibrate) of the jobs ahead, plus the
@@ -236,7 +237,7 @@ class TrainingJob:
     def _apply(self, m: dict, scheduler: "Scheduler") -> None:
         kind = m["kind"]
         if kind == "started":
-            self.pid, self.worker = m["pid"], {k: m[k] for k in ("pid", "host", "threads")}
+            self.pid, self.worker = m["pid"], {k: m[k] for k in ("pid", "host", "threads", "node") if k in m}
             scheduler.started_in(time.monotonic() - self._launched_at)
         elif kind == "preview":
             with self._lock:
@@ -373,9 +374,19 @@ def _setting(name: str, default: int) -> int:
     return default
 
 
-def default_slots() -> int:
-    """AECORE_TRAINING_SLOTS, else the cores the machine can spare (one serves the app)."""
-    return _setting(SLOTS_ENV, max(1, (os.cpu_count() or 1) - 1))
+def default_slots(cores: int | None = None) -> int:
+    """AECORE_TRAINING_SLOTS, else `cores` (a cluster's CPUs), else the cores the machine
+    can spare (one serves the app)."""
+    return _setting(SLOTS_ENV, cores or max(1, (os.cpu_count() or 1) - 1))
+
+
+def default_launcher() -> Launcher:
+    """Where this process's jobs run: tasks on the Ray cluster at $RAY_ADDRESS when it is
+    set (aecore.ray_launcher; a cluster that cannot be used falls back to local processes
+    with a `note` saying so), else a local process per job."""
+    from .ray_launcher import ADDRESS_ENV, connect   # imports no ray until connect() is called
+    address = os.environ.get(ADDRESS_ENV, "").strip()
+    return connect(address) if address else ProcessLauncher()
 
 
 def default_max_waiting() -> int:
@@ -470,4 +481,9 @@ class Scheduler:
             job._end(STOPPED, "dropped from the queue: its browser session is gone", keep=False)
 
 
-SCHEDULER = Scheduler()   # the one per process (the app's server)
+def default_scheduler() -> Scheduler:
+    launcher = default_launcher()
+    return Scheduler(slots=default_slots(getattr(launcher, "cpus", None)), launcher=launcher)
+
+
+SCHEDULER = default_scheduler()   # the one per process (the app's server)

@@ -8,9 +8,10 @@ back end: one process per job.
     handle.stop()                                ask it to stop after its current batch
     handle.close()                               release it (kill it if it still runs)
     handle.pid                                   the worker's process id where it runs, or None
+    launcher.where, launcher.note                words for a page: where jobs run; a fallback's reason
 
-Another back end (e.g. tasks on a Ray cluster) implements the same two methods of a
-launcher and four of a handle; the job, the scheduler and the page do not change.
+Another back end (aecore.ray_launcher: tasks on a Ray cluster) implements the same method
+of a launcher and four of a handle; the job, the scheduler and the page do not change.
 
 ProcessLauncher: each job is a new process started by a "forkserver" (standard library
 multiprocessing). The fork server is a clean process started once, without the server's
@@ -51,6 +52,9 @@ class Handle(Protocol):
 
 
 class Launcher(Protocol):
+    where: str           # where its jobs run, in words for a page ("on the Ray cluster at …")
+    note: str | None     # one line for a page when it stands in for the back end asked for
+
     def launch(self, spec: dict) -> Handle: ...
 
 
@@ -72,6 +76,9 @@ def describe_exit(exitcode: int | None) -> str:
 class ProcessLauncher:
     """Each job in a new local process (module docstring). `method`: a multiprocessing
     start method without fork's hazards, "forkserver" (default) or "spawn"."""
+
+    where = "in a process of its own on this server"   # for a page: where the jobs run
+    note = None   # a line for the page when this back end stands in for another (aecore.ray_launcher)
 
     def __init__(self, method: str = "forkserver"):
         if method not in ("forkserver", "spawn"):

@@ -1,5 +1,6 @@
-"""Train: train an autoencoder live. The run happens in a process of its own (aecore.jobs),
-so it survives page switches and never slows the server; a fragment polls it while it runs.
+"""Train: train an autoencoder live. The run happens in a process of its own, or on a Ray
+cluster when the app is started with RAY_ADDRESS (aecore.jobs), so it survives page
+switches and never slows the server; a fragment polls it while it runs.
 The expected time is measured on this machine (aecore.calibrate), not read from a table."""
 import re
 from pathlib import Path
@@ -133,7 +134,9 @@ def throughput(name: str, code: int, batch_size: int, precision: str, noise: str
 
 def expected_time(name: str, code: int, config: TrainConfig) -> None:
     rate = throughput(name, code, config.batch_size, config.precision, config.noise)
-    st.caption(f"Expected time: about {clock(rate.seconds(config))} on this machine: "
+    here = ("on this server (the cluster's nodes may be faster or slower)"
+            if not isinstance(jobs.SCHEDULER.launcher, jobs.ProcessLauncher) else "on this machine")
+    st.caption(f"Expected time: about {clock(rate.seconds(config))} {here}: "
                f"{rate.train_images_per_s:,.0f} training images/s measured here for this architecture, "
                f"batch size and precision ({rate.precision}), on the one core a training gets. The ETA "
                "below follows the live run.")
@@ -190,7 +193,10 @@ def show_job(job: jobs.TrainingJob) -> None:
     if v.state == jobs.QUEUED:
         st.info(waiting_words(v))
     elif v.state == jobs.RUNNING and p is None:
-        st.info(f"Starting **{v.label}** in a process of its own…")
+        st.info(f"Starting **{v.label}** {jobs.SCHEDULER.launcher.where}…")
+    if job.worker.get("node"):   # a Ray back end says on which node
+        st.caption(f"{'Ran' if v.state in jobs.FINISHED else 'Running'} {jobs.SCHEDULER.launcher.where}, "
+                   f"node {job.worker['node']} (host {job.worker['host']}, process {job.worker['pid']}).")
     shown = {jobs.DONE: st.success, jobs.STOPPED: st.warning, jobs.FAILED: st.error}.get(v.state)
     if shown:
         kept = (f" The model is selectable as **{v.label} (this session)** on the Draw and Denoise "
@@ -230,8 +236,10 @@ def upload_ui() -> None:
 
 st.set_page_config(page_title="Train · MNIST Autoencoder Lab", page_icon="🧠", layout="wide")
 st.title("Train an autoencoder")
-slots = jobs.SCHEDULER.slots
-st.caption("Training runs in the background, in a process of its own on one CPU core (this server runs "
+slots, launcher = jobs.SCHEDULER.slots, jobs.SCHEDULER.launcher
+if launcher.note:   # started with a Ray address that could not be used
+    st.warning(launcher.note)
+st.caption(f"Training runs in the background, {launcher.where}, on one CPU core (this server runs "
            + ("one at a time" if slots == 1 else f"up to {slots} at once") + "; more wait in a queue): switch "
            "pages and come back, it keeps going.")
 restore_settings()

@@ -101,13 +101,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_node(workdir: Path, temp: Path, name: str, *args: str) -> subprocess.Popen:
+def start_node(workdir: Path, temp: Path, name: str, *args: str, cpus: int = 1, ip: str = "127.0.0.1",
+               health: dict = FAST_HEALTH) -> subprocess.Popen:
     """`ray start --block` for one node, with its own temp dir (two nodes share this machine;
     a short path: Ray's sockets live there and a socket path has at most 107 bytes)."""
     log = open(workdir / f"{name}.log", "w")
-    return subprocess.Popen([RAY, "start", "--block", "--num-cpus", "1", "--node-ip-address", "127.0.0.1",
+    return subprocess.Popen([RAY, "start", "--block", "--num-cpus", str(cpus), "--node-ip-address", ip,
                              "--temp-dir", str(temp / name), "--disable-usage-stats", *args],
-                            stdout=log, stderr=subprocess.STDOUT, env=ray_env(**FAST_HEALTH))
+                            stdout=log, stderr=subprocess.STDOUT, env=ray_env(**health))
 
 
 def two_node(spec: str, workdir: Path) -> dict:
