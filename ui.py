@@ -17,7 +17,7 @@ import aecore
 from aecore import jobs
 import aecore.novelty
 from aecore.checkpoint import trained_noise
-from aecore.models import list_models, model_spec
+from aecore.models import default_run_lr, list_models, model_spec
 from aecore.noise import BLIND, LEVEL_RANGE, NOISE_LABELS
 from aecore.shipped import ShippedModel, make_example, shipped_models
 from aecore.trainer import ConfigError, TrainConfig
@@ -72,18 +72,18 @@ def add_session_model(label: str, model) -> str:
     return jobs.keep_model(session_models(), label, model, MAX_SESSION_MODELS)
 
 
-# The Train page's settings every architecture starts from; lr None: the model's
-# recommended rate (ModelSpec). Ranges: TrainConfig.validate() (trainer.LIMITS).
-TRAIN_COMMON = {"lr": None, "noise": None, "noise_level": 0.5, "train_size": 60_000, "test_size": 2_000,
+# The Train page's settings every architecture starts from (with its own default run:
+# train_defaults). Ranges: TrainConfig.validate() (trainer.LIMITS).
+TRAIN_COMMON = {"noise": None, "noise_level": 0.5, "train_size": 60_000, "test_size": 2_000,
                 "precision": "auto"}
 
 
 def train_defaults(model_name: str) -> dict:
     """The Train page's settings for `model_name`: its own default run (ModelSpec: code size,
-    epochs, batch size) and the common rest."""
+    epochs, batch size, rate) and the common rest."""
     spec = model_spec(model_name)
-    return {"model": model_name, "code_size": spec.train_code_size, "epochs": spec.epochs,
-            "batch_size": spec.batch_size, **TRAIN_COMMON}
+    return {"model": model_name, **TRAIN_COMMON, "code_size": spec.train_code_size, "epochs": spec.epochs,
+            "batch_size": spec.batch_size, "lr": default_run_lr(model_name)}
 
 
 TRAIN_DEFAULTS = train_defaults("simple")   # the Train page's starting point

@@ -15,7 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import aecore
 from aecore import calibrate
-from aecore.models import model_spec
+from aecore.models import default_run_lr, model_spec
 from aecore.precision import is_convolutional, resolve_precision
 from aecore.trainer import TrainConfig, evaluate, pick_device, train
 
@@ -98,6 +98,7 @@ def time_to_target(name: str, train_x, test_x, quick: bool) -> dict:
     tenth of an epoch on the first CHECK_IMAGES test images, with the clock paused."""
     spec = model_spec(name)
     config = TrainConfig(epochs=1 if quick else spec.epochs, batch_size=spec.batch_size, test_size=2000,
+                         lr=default_run_lr(name),
                          train_size=spec.batch_size * 20 if quick else None)
     test = test_x[:500] if quick else test_x[:CHECK_IMAGES]
     threads = torch.get_num_threads()

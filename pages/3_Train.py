@@ -14,7 +14,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 import aecore
 import ui
 from aecore import calibrate, jobs
-from aecore.models import describe_model, model_spec, recommended_lr
+from aecore.models import default_run_lr, describe_model, model_spec
 from aecore.noise import BLIND, NOISE_LABELS, TRAINING_NOISES
 from aecore.precision import PRECISION_HELP, PRECISIONS, bf16_units
 from aecore.trainer import LIMITS, ConfigError, TrainConfig, pick_device
@@ -71,7 +71,7 @@ def settings_ui() -> tuple[str, int, TrainConfig]:
                             key=state_keys(name)["code_size"])
     epochs = c2.number_input("Epochs", *LIMITS["epochs"], value=spec.epochs, key="train_epochs")
     batch = c2.number_input("Batch size", *LIMITS["batch_size"], value=spec.batch_size, key="train_batch_size")
-    lr = c2.number_input("Learning rate (Adam)", *LIMITS["lr"], value=recommended_lr(name), step=5e-4,
+    lr = c2.number_input("Learning rate (Adam)", *LIMITS["lr"], value=default_run_lr(name), step=5e-4,
                          format="%g", key=state_keys(name)["lr"], help="Starts at the rate this architecture "
                          "trains well with; warmed up over the first steps, then decayed to 0 on a cosine.")
     noise = c3.selectbox("Noise on the inputs (denoising)", ["none", *TRAINING_NOISES], key="train_noise",
@@ -150,7 +150,7 @@ def under_a_minute() -> None:
     rows = []
     for n in aecore.list_models():
         d = ui.train_defaults(n)
-        config = TrainConfig(epochs=d["epochs"], batch_size=d["batch_size"], test_size=d["test_size"])
+        config = TrainConfig(epochs=d["epochs"], batch_size=d["batch_size"], lr=d["lr"], test_size=d["test_size"])
         seconds = throughput(n, d["code_size"], config.batch_size, config.precision, None).seconds(config)
         rows.append({"architecture": f"{n}-{d['code_size']}", "default run": f"{d['epochs']} ep, batch {d['batch_size']}",
                      "expected here": clock(seconds), "under a minute": "yes" if seconds < 60 else "no"})
