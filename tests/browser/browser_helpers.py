@@ -2,9 +2,7 @@
 
 Import from tests in this folder with::
 
-    from browser_helpers import wait_for_app, screenshot
-
-(conftest.py puts this folder on sys.path, whatever pytest's import mode.)
+    from tests.browser.browser_helpers import wait_for_app, screenshot
 The module is deliberately not called ``helpers`` so it cannot clash with
 another ``helpers`` module elsewhere in the test tree.
 

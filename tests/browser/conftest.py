@@ -15,7 +15,7 @@ browser           (session)  -> playwright.sync_api.Browser (Debian chromium).
 page              (function) -> playwright.sync_api.Page in a fresh context,
                                 viewport 1280x900; closed after the test.
 
-Helpers (``from browser_helpers import wait_for_app, screenshot``):
+Helpers (``from tests.browser.browser_helpers import wait_for_app, screenshot``):
 wait_for_app(page, timeout=60_000, *, quiet_ms=400, need_content=True)
 screenshot(page, name, *, full_page=False) -> Path  # docs/screenshots/{name}.png
 
@@ -26,22 +26,19 @@ error telling you to run scripts/install-browser.sh, never a silent skip.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-_HERE = Path(__file__).resolve().parent
-if str(_HERE) not in sys.path:  # works with any --import-mode
-    sys.path.insert(0, str(_HERE))
-
-from browser_helpers import (  # noqa: E402
+from tests.browser.browser_helpers import (
     CHROMIUM_ARGS,
     REPO_ROOT,
     StreamlitServer,
     app_path,
     chromium_path,
 )
+
+_HERE = Path(__file__).resolve().parent
 
 BROWSER_TEST_TIMEOUT_S = 180  # server start (first test) + page work
 

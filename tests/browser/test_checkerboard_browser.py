@@ -3,7 +3,7 @@ nothing overflows sideways; at desktop width the four decoders' strips render (a
 README's screenshot is taken)."""
 import pytest
 
-from browser_helpers import no_exception, screenshot, wait_for_app
+from tests.browser.browser_helpers import no_exception, screenshot, wait_for_app
 
 PHONE = {"width": 390, "height": 844}
 MAX_PHONE_HEIGHT = 4000

@@ -1,5 +1,5 @@
 """The Compression page in a real browser: the deep link works and Plotly draws the chart."""
-from browser_helpers import screenshot, wait_for_app
+from tests.browser.browser_helpers import screenshot, wait_for_app
 
 from aecore import compress
 

@@ -3,7 +3,7 @@ page and the full navigation (the known trap of st.navigation + a pages/ folder)
 the first entry of the navigation reads "Home" (issue 15.15), not the entry script's
 file name."""
 import pytest
-from browser_helpers import wait_for_app
+from tests.browser.browser_helpers import wait_for_app
 
 PAGES = {  # URL path -> the page's <h1>
     "": "MNIST Autoencoder Lab",

@@ -1,5 +1,5 @@
 """Browser test of the Denoise page: the arrow keys on the focused noise slider change the figures."""
-from browser_helpers import screenshot, wait_for_app
+from tests.browser.browser_helpers import screenshot, wait_for_app
 
 SCORES = '[data-testid=stMain] [data-testid=stCaptionContainer]:has-text("PSNR")'
 

@@ -1,5 +1,5 @@
 """Browser test of the Draw page: mouse strokes on the real canvas give reconstructions."""
-from browser_helpers import screenshot, wait_for_app
+from tests.browser.browser_helpers import screenshot, wait_for_app
 
 CANVAS = "[data-testid=stBidiComponentIsolated] canvas.upper-canvas"
 SEVEN = [(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]  # a "7" as fractions of the canvas

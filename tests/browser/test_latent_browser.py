@@ -2,7 +2,7 @@
 scatter of the test codes, picking a digit by clicking its point, the checkerboard table."""
 import re
 
-from browser_helpers import no_exception, screenshot, wait_for_app
+from tests.browser.browser_helpers import no_exception, screenshot, wait_for_app
 
 CHART = '[data-testid="stPlotlyChart"]'
 

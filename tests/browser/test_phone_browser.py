@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from browser_helpers import screenshot, wait_for_app
+from tests.browser.browser_helpers import screenshot, wait_for_app
 
 CANVAS = "[data-testid=stBidiComponentIsolated] canvas.upper-canvas"
 INK = "[data-testid=stBidiComponentIsolated] canvas.dc-canvas.lower-canvas"   # what st_canvas sends back

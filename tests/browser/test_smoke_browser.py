@@ -1,6 +1,6 @@
 """Smoke test: the real app starts, renders its title and navigation, no exception."""
 
-from browser_helpers import screenshot, wait_for_app
+from tests.browser.browser_helpers import screenshot, wait_for_app
 
 
 def test_home_renders_without_exception(streamlit_server, page):

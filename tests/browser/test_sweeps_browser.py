@@ -1,6 +1,6 @@
 """The Sweeps page in a real browser: Plotly draws a line per architecture from the shipped
 table, and the rate-distortion chart below it."""
-from browser_helpers import screenshot, wait_for_app
+from tests.browser.browser_helpers import screenshot, wait_for_app
 
 from aecore import sweep_results
 

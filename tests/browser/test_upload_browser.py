@@ -4,7 +4,7 @@ import io
 
 from PIL import Image, ImageDraw
 
-from browser_helpers import wait_for_app
+from tests.browser.browser_helpers import wait_for_app
 
 UPLOAD_INPUT = "[data-testid=stFileUploaderDropzoneInput]"
 ALERT = "[data-testid=stAlertContainer]"
