@@ -128,7 +128,8 @@ def test_compression_page_on_a_phone(streamlit_server, phone):
     page.get_by_text("The table").click()                              # the widest thing on the page
     page.locator("[data-testid=stDataFrame]").wait_for()
     wait_for_app(page)
-    assert_compact_grids(image_boxes(page), 2 * 8)                      # 8 originals, 8 decoded
+    # two grids: the autoencoder's and the learned codec's, each 8 originals and 8 decoded
+    assert_compact_grids(image_boxes(page), 2 * 2 * 8)
     table = page.locator("[data-testid=stDataFrame]").bounding_box()
     assert table["x"] >= 0 and table["x"] + table["width"] <= 390       # it scrolls inside itself
     width, height = page.evaluate(PAGE_SIZE)
