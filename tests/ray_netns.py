@@ -111,6 +111,19 @@ def start_node(workdir: Path, temp: Path, name: str, *args: str, cpus: int = 1, 
                             stdout=log, stderr=subprocess.STDOUT, env=ray_env(**health))
 
 
+def wait_for_head(port: int, head: subprocess.Popen, workdir: Path, timeout_s: float = 60) -> None:
+    """Until the head answers on `port` (a node can join it only then); TimeoutError with its log."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or head.poll() is not None:
+                raise TimeoutError(f"the head did not start:\n{(workdir / 'head.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+
+
 def two_node(spec: str, workdir: Path) -> dict:
     """The scenario (module docstring); returns what the test checks."""
     import ray
@@ -121,18 +134,11 @@ def two_node(spec: str, workdir: Path) -> dict:
     report = {"killed": None, "killed_trial": None}
     try:
         address = f"127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:   # the head must be up before a node can join it
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or head.poll() is not None:
-                    raise TimeoutError("the head did not start (see head.log)")
-                time.sleep(0.2)
+        wait_for_head(port, head, workdir)
         ray.init(address=address, logging_level="warning", log_to_driver=False)
         head_id = ray.get_runtime_context().get_node_id()
         worker = start_node(workdir, temp, "worker", "--address", address)
+        deadline = time.monotonic() + 60
         while len([n for n in ray.nodes() if n["Alive"]]) < 2:
             if time.monotonic() > deadline:
                 raise TimeoutError("the second node did not join within 60 s")

@@ -13,14 +13,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
 import traceback
 from pathlib import Path
 
-from tests.ray_netns import free_port, kill_tree, node_tree, start_node
+from tests.ray_netns import free_port, kill_tree, node_tree, start_node, wait_for_head
 
 # a lost node is declared dead after about 5 s (Ray's default: 15 s or more); tighter than
 # this, a node busy training on a loaded machine can miss its checks and be declared dead
@@ -41,15 +40,7 @@ def cluster(workdir: Path, head_cpus: int = 1):
                                 "--include-dashboard=false", cpus=head_cpus, health=HEALTH)}
     address = f"127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:   # the head must be up before a node can join it
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or procs["head"].poll() is not None:
-                    raise TimeoutError(f"the head did not start:\n{(workdir / 'head.log').read_text()[-2000:]}")
-                time.sleep(0.2)
+        wait_for_head(port, procs["head"], workdir)
         procs["add_node"] = lambda name: procs.setdefault(name, start_node(
             workdir, temp, name, "--address", address, ip=f"127.0.0.{len(procs) + 1}", health=HEALTH))
         yield address, procs

@@ -21,7 +21,9 @@ results = "{results}"
 retries = 2
 [train]
 epochs = 1
-train_size = 1536
+# a few seconds per trial: long enough that a trial is still running on the second node when the
+# test kills it (at 1,536 images an idle machine finished them in 0.2-0.6 s, before the kill)
+train_size = 12000
 test_size = 500
 [grid]
 model = ["conv_upsample"]
