@@ -24,8 +24,11 @@ MAX_BYTES = 64 * 1024 * 1024
 
 def checkpoint_dict(model: Autoencoder, *, metrics: dict | None = None,
                     history: dict | None = None, training: dict | None = None) -> dict:
+    """Weights in float32, or in the dtype the trainer rounded them to (`weights_dtype`)."""
+    dtype = getattr(torch, getattr(model, "weights_dtype", "float32"))
+    store = lambda v: v.detach().cpu().to(dtype) if v.is_floating_point() else v.detach().cpu().clone()
     return {"format": FORMAT, "version": VERSION, "model": model.name, "config": dict(model.config),
-            "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            "state_dict": {k: store(v) for k, v in model.state_dict().items()},
             "metrics": dict(metrics or {}), "history": dict(history or {}), "training": dict(training or {})}
 
 
@@ -98,6 +101,8 @@ def model_from_checkpoint(ckpt: dict, label: str = "checkpoint") -> Autoencoder:
         first = str(e).strip().splitlines()
         raise CheckpointError(f"{label}: the weights do not fit a {ckpt['model']} model with "
                               f"{ckpt['config']}: {first[1].strip() if len(first) > 1 else first[0]}") from e
+    if any(t.dtype == torch.float16 for t in ckpt["state_dict"].values()):
+        model.weights_dtype = "float16"   # saved again, it stays half the size (and exact)
     model.metrics = dict(ckpt.get("metrics") or {})
     model.history = dict(ckpt.get("history") or {})
     model.training_info = dict(ckpt.get("training") or {})

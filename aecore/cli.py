@@ -22,7 +22,7 @@ from .models import UnknownModelError, create_model, describe_model, list_models
 from .noise import BLIND, LEVEL_RANGE, TRAINING_NOISES
 from .shipped import make_example
 from .precision import PRECISION_HELP, PRECISIONS, resolve_precision
-from .trainer import INTEGERS, LIMITS, ConfigError, TrainConfig, TrainingDiverged, pick_device
+from .trainer import INTEGERS, LIMITS, WEIGHTS_DTYPES, ConfigError, TrainConfig, TrainingDiverged, pick_device
 
 class CLIError(Exception):
     pass
@@ -207,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     _range_flag(t, "noise_level", "strength of --noise")
     t.add_argument("--train-size", type=positive_int, help="use only the first N training images (default: all 60,000)")
     t.add_argument("--test-size", type=positive_int, help="evaluate on the first N test images (default: all 10,000)")
+    t.add_argument("--weights-dtype", choices=WEIGHTS_DTYPES, default=TrainConfig.weights_dtype,
+                   help="store the weights as float16 (half the file; the trained weights are rounded before "
+                        "the final evaluation, so the recorded figures are the file's) or float32 (default)")
     t.add_argument("--out", required=True, help="checkpoint path to write (.pt)")
     t.add_argument("--force", action="store_true", help="replace --out if it exists")
     t.add_argument("--manifest", help="record the command and metrics in this manifest (JSON)")

@@ -48,7 +48,7 @@ MAX_RETRIES = 10
 # aecore train's flags for TrainConfig's settings, in the order the CLI's help lists them
 # (and so a command writes them); device and channels_last are not flags
 TRAIN_FLAGS = ("epochs", "batch_size", "lr", "warmup", "init_bias", "weight_decay", "loss", "precision",
-               "seed", "noise", "noise_level", "train_size", "test_size")
+               "seed", "noise", "noise_level", "train_size", "test_size", "weights_dtype")
 TOP_KEYS = {"name", "results", "retries", "rate_bits", "train", "grid", "trial"}
 MAX_RATE_BITS = 16    # aecore.compress.MAX_BITS
 TRIAL_KEYS = {"model", "code_size", "options", *TRAIN_FLAGS}

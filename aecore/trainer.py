@@ -22,6 +22,7 @@ LIMITS = {  # allowed ranges, also used by the CLI and the app to validate input
     "weight_decay": (0.0, 1.0), "noise_level": (0.0, 1.0), "warmup": (0, 100_000),
 }
 INTEGERS = ("epochs", "batch_size", "warmup")
+WEIGHTS_DTYPES = ("float32", "float16")
 
 
 class ConfigError(ValueError):
@@ -49,6 +50,7 @@ class TrainConfig:
     device: str = "auto"         # "auto" = CUDA when present, else CPU
     precision: str = "auto"      # "auto", "fp32" or "bf16" autocast (aecore.precision)
     channels_last: bool = True   # convolutional models train in the channels-last memory layout
+    weights_dtype: str = "float32"  # what a checkpoint stores: "float16" rounds the trained weights (half the file)
 
     def validate(self) -> "TrainConfig":
         for name, (lo, hi) in LIMITS.items():
@@ -63,6 +65,8 @@ class TrainConfig:
             raise ConfigError(f"noise must be one of {', '.join(TRAINING_NOISES)} (or none), got {self.noise!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.weights_dtype not in WEIGHTS_DTYPES:
+            raise ConfigError(f"weights_dtype must be one of {', '.join(WEIGHTS_DTYPES)}, got {self.weights_dtype!r}")
         if self.loss not in ("bce", "mse"):
             raise ConfigError(f"loss must be 'bce' or 'mse', got {self.loss!r}")
         for name in ("train_size", "test_size"):
@@ -171,6 +175,19 @@ def train(model: Autoencoder, train_images: torch.Tensor, test_images: torch.Ten
         if flushing:
             torch.set_flush_denormal(False)
         model.eval().cpu().to(memory_format=torch.contiguous_format)
+        round_weights(model, config.weights_dtype)
+
+
+def round_weights(model: Autoencoder, dtype: str) -> None:
+    """Round the weights to `dtype` (they stay float32 tensors) and mark the model so its
+    checkpoint stores them in `dtype`: the metrics measured afterwards are the file's."""
+    model.weights_dtype = dtype
+    if dtype == "float32":
+        return
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.to(getattr(torch, dtype)))
 
 
 def _train(model, train_images, test_images, config, callback, stop, device, result, channels_last):

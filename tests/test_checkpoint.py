@@ -23,6 +23,23 @@ def test_round_trip_is_exact(name, tmp_path):
     assert torch.equal(model.reconstruct(x), loaded.reconstruct(x))
 
 
+def test_float16_weights_are_half_the_file_and_load_as_float32(tmp_path):
+    from aecore.trainer import round_weights
+    torch.manual_seed(0)
+    model = aecore.create_model("conv_upsample", code_size=16, width=8)
+    full = len(checkpoint_bytes(model))
+    round_weights(model, "float16")
+    half = checkpoint_bytes(model)
+    assert len(half) < 0.6 * full
+    assert all(t.dtype == torch.float16 for t in torch.load(io.BytesIO(half), weights_only=True)["state_dict"].values())
+    loaded = aecore.load_checkpoint(half)
+    assert all(t.dtype == torch.float32 for t in loaded.state_dict().values())
+    x = torch.rand(4, 1, 28, 28)
+    assert torch.equal(model.reconstruct(x), loaded.reconstruct(x))   # rounded before saving: exact
+    again = torch.load(io.BytesIO(checkpoint_bytes(loaded)), weights_only=True)["state_dict"]
+    assert all(t.dtype == torch.float16 for t in again.values())   # saved again: still half the size
+
+
 def test_loads_from_bytes():
     model = aecore.create_model("simple", code_size=5)
     assert aecore.load_checkpoint(checkpoint_bytes(model), name="up.pt").code_size == 5

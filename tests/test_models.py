@@ -69,6 +69,8 @@ def test_unknown_option_names_the_valid_ones():
     ("vae", {"beta": -1}, "beta must be"),
     ("conv_upsample", {"encoder_convs": 0}, "encoder_convs must be a whole number from 1 to 4"),
     ("conv_upsample", {"encoder_convs": 2.5}, "encoder_convs must be a whole number from 1 to 4"),
+    ("conv_upsample", {"decoder_convs": 5}, "decoder_convs must be a whole number from 1 to 4"),
+    ("vae", {"decoder_convs": True}, "decoder_convs must be a whole number from 1 to 4"),
 ])
 def test_bad_config_is_refused(name, config, message):
     with pytest.raises(ValueError, match=message):
@@ -101,3 +103,22 @@ def test_encoder_convs_adds_convolutions_at_each_resolution():
     assert (convs(one), convs(three)) == (2, 6)
     x = torch.rand(4, 1, 28, 28)
     assert three.encode(x).shape == (4, 16) and three.reconstruct(x).shape == x.shape
+
+
+@pytest.mark.parametrize("name", ["conv_upsample", "vae"])
+def test_decoder_convs_deepen_the_decoder_at_7_and_14(name):
+    from torch import nn
+    convs = lambda m: sum(isinstance(layer, nn.Conv2d) for layer in m.decoder)
+    one, two = (aecore.create_model(name, code_size=16, width=8, decoder_convs=k) for k in (1, 2))
+    assert convs(two) - convs(one) == 2
+    x = torch.rand(4, 1, 28, 28)
+    assert two.reconstruct(x).shape == x.shape
+
+
+def test_default_decoder_convs_keep_the_seeded_weights():
+    """A shipped checkpoint (trained before the option existed) must rebuild unchanged."""
+    torch.manual_seed(0)
+    default = aecore.create_model("conv_upsample", code_size=16, width=8)
+    torch.manual_seed(0)
+    explicit = aecore.create_model("conv_upsample", code_size=16, width=8, decoder_convs=1)
+    assert all(torch.equal(a, b) for a, b in zip(default.state_dict().values(), explicit.state_dict().values()))

@@ -46,6 +46,15 @@ def test_same_seed_gives_the_same_weights(images):
     assert not all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), c.state_dict().values()))
 
 
+def test_float16_weights_are_rounded_when_training_ends(images):
+    full, _ = _train(images, epochs=1)
+    half, _ = _train(images, epochs=1, weights_dtype="float16")
+    pairs = list(zip(full.state_dict().values(), half.state_dict().values()))
+    assert all(torch.equal(h, f.half().float()) for f, h in pairs)    # the same training, then rounded
+    assert not all(torch.equal(f, h) for f, h in pairs)
+    assert half.weights_dtype == "float16" and full.weights_dtype == "float32"
+
+
 def test_stop_keeps_the_model_trained_so_far(images):
     stop = threading.Event()
     initial = aecore.create_model("simple").state_dict()
@@ -98,6 +107,7 @@ def test_denoising_objective_trains_on_noisy_inputs(images):
     ("noise_level", -0.1, "noise_level must be"), ("epochs", True, "epochs must be"),
     ("loss", "l1", "loss must be"), ("train_size", 0, "train_size must be a positive integer"),
     ("warmup", -1, "warmup must be an integer from 0"), ("warmup", 1.5, "warmup must be an integer"),
+    ("weights_dtype", "int8", "weights_dtype must be one of float32, float16"),
 ])
 def test_out_of_range_settings_are_refused(field, value, message, images):
     with pytest.raises(ConfigError, match=message):

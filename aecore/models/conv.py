@@ -40,13 +40,21 @@ def conv_encoder(width: int, code_size: int, convs: int = 1) -> nn.Sequential:
     """(B,1,28,28) -> (B,code_size): two strided convolutions, each followed by `convs` - 1
     more 3x3 convolutions at its resolution (more nonlinear steps before the code: what a
     denoiser of heavy noise needs), then a linear layer."""
-    if not isinstance(convs, int) or isinstance(convs, bool) or not 1 <= convs <= 4:
-        raise ValueError(f"encoder_convs must be a whole number from 1 to 4, got {convs!r}")
-    extra = lambda c: [m for _ in range(convs - 1) for m in (nn.Conv2d(c, c, 3, padding=1), nn.ReLU())]
+    _check_convs("encoder_convs", convs)
     return nn.Sequential(
-        nn.Conv2d(1, width, 3, stride=2, padding=1), nn.ReLU(), *extra(width),              # (B,w,14,14)
-        nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(), *extra(2 * width),  # (B,2w,7,7)
+        nn.Conv2d(1, width, 3, stride=2, padding=1), nn.ReLU(), *_extra_convs(width, convs),              # (B,w,14,14)
+        nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(), *_extra_convs(2 * width, convs),  # (B,2w,7,7)
         nn.Flatten(), nn.Linear(2 * width * 49, code_size))
+
+
+def _check_convs(name: str, convs) -> None:
+    if not isinstance(convs, int) or isinstance(convs, bool) or not 1 <= convs <= 4:
+        raise ValueError(f"{name} must be a whole number from 1 to 4, got {convs!r}")
+
+
+def _extra_convs(channels: int, convs: int) -> list[nn.Module]:
+    """`convs` - 1 pairs of (3x3 convolution at `channels`, ReLU)."""
+    return [m for _ in range(convs - 1) for m in (nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU())]
 
 
 UPSAMPLES = ("resize", "transpose2", "transpose3", "transpose4")
@@ -67,12 +75,15 @@ def upsample_x2(c_in: int, c_out: int, upsample: str, mode: str) -> list[nn.Modu
     return [nn.ConvTranspose2d(c_in, c_out, k, stride=2, padding=padding, output_padding=output_padding)]
 
 
-def upsample_decoder(width: int, code_size: int, mode: str = "nearest", upsample: str = "resize") -> nn.Sequential:
+def upsample_decoder(width: int, code_size: int, mode: str = "nearest", upsample: str = "resize",
+                     convs: int = 1) -> nn.Sequential:
     """(B,code_size) -> (B,1,28,28) logits: linear to (2w,7,7), then twice double the
     resolution (`upsample_x2`) with a 3x3 convolution between. Resize: resize + conv
     w -> w/2, then a 3x3 conv to the output. Transposed: the second transposed convolution
     paints the output itself (w -> 1), as the course decoder's last layer does, so
-    what its overlap does to the pixels is not smoothed away."""
+    what its overlap does to the pixels is not smoothed away. `convs` - 1 more 3x3
+    convolutions at 7x7 and at 14x14 mirror the encoder's `convs` (a deeper decoder)."""
+    _check_convs("decoder_convs", convs)
     if mode not in ("nearest", "bilinear"):
         raise ValueError(f"mode must be 'nearest' or 'bilinear', got {mode!r}")
     if upsample not in UPSAMPLES:
@@ -80,8 +91,9 @@ def upsample_decoder(width: int, code_size: int, mode: str = "nearest", upsample
     w, half = width, max(width // 2, 1)
     # layers are built in order: a seed gives the same initial weights as before the option
     layers = [nn.Linear(code_size, 2 * w * 49), nn.ReLU(), nn.Unflatten(1, (2 * w, 7, 7)),
+              *_extra_convs(2 * w, convs),
               *upsample_x2(2 * w, w, upsample, mode), nn.ReLU(),                  # (B,w,14,14)
-              nn.Conv2d(w, w, 3, padding=1), nn.ReLU()]
+              nn.Conv2d(w, w, 3, padding=1), nn.ReLU(), *_extra_convs(w, convs)]
     if upsample == "resize":
         layers += [*upsample_x2(w, half, upsample, mode), nn.ReLU(), nn.Conv2d(half, 1, 3, padding=1)]
     else:
@@ -92,12 +104,12 @@ def upsample_decoder(width: int, code_size: int, mode: str = "nearest", upsample
 class UpsampleConvAutoencoder(Autoencoder):
     """Strided-conv encoder to a dense code of any size; upsample + conv decoder
     (`upsample`: "resize", or "transpose2|3|4" for a transposed convolution of that kernel;
-    `encoder_convs`: 3x3 convolutions per resolution in the encoder)."""
+    `encoder_convs`, `decoder_convs`: 3x3 convolutions per resolution in the encoder, decoder)."""
 
     def __init__(self, *, code_size: int = 32, width: int = 24, mode: str = "nearest",
-                 upsample: str = "resize", encoder_convs: int = 1):
+                 upsample: str = "resize", encoder_convs: int = 1, decoder_convs: int = 1):
         super().__init__()
         check_positive(code_size=code_size, width=width)
         self.code_size = code_size
         self.encoder = conv_encoder(width, code_size, encoder_convs)
-        self.decoder = upsample_decoder(width, code_size, mode, upsample)
+        self.decoder = upsample_decoder(width, code_size, mode, upsample, decoder_convs)

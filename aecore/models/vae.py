@@ -10,14 +10,15 @@ from .conv import conv_encoder, upsample_decoder
 
 
 class VAE(Autoencoder):
-    def __init__(self, *, code_size: int = 16, width: int = 24, beta: float = 1.0):
+    def __init__(self, *, code_size: int = 16, width: int = 24, beta: float = 1.0,
+                 encoder_convs: int = 1, decoder_convs: int = 1):
         super().__init__()
         check_positive(code_size=code_size, width=width)
         if not (isinstance(beta, (int, float)) and beta >= 0):
             raise ValueError(f"beta must be a non-negative number, got {beta!r}")
         self.code_size, self.beta, w = code_size, float(beta), width
-        self.to_stats = conv_encoder(w, 2 * code_size)          # (mu, log sigma^2)
-        self.decoder = upsample_decoder(w, code_size)             # logits
+        self.to_stats = conv_encoder(w, 2 * code_size, encoder_convs)               # (mu, log sigma^2)
+        self.decoder = upsample_decoder(w, code_size, convs=decoder_convs)         # logits
 
     def encode_stats(self, x):
         mu, logvar = self.to_stats(x).chunk(2, dim=1)
