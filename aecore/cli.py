@@ -92,7 +92,7 @@ def cmd_train(args) -> int:
     if args.manifest:
         read_manifest_file(Path(args.manifest))  # a broken manifest stops us before training
     model = build_model(args.model, options, args.seed)
-    precision, note = resolve_precision(tc.precision, pick_device(tc.device))
+    precision, note = resolve_precision(tc.precision, pick_device(tc.device), model=model)
     if note:
         print(f"note: {note}", file=sys.stderr)
     print(f"training {args.model} {model.config} on {min(SPLITS['train'][2], tc.train_size or 10**9)} "

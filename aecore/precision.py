@@ -16,7 +16,8 @@ import torch
 
 PRECISIONS = ("auto", "fp32", "bf16")
 PRECISION_HELP = {
-    "auto": "bfloat16 where this machine has bf16 units (CUDA, or a CPU with AVX-512 bf16 / AMX), else fp32",
+    "auto": "bfloat16 where this machine has bf16 units (CUDA, or a CPU with AVX-512 bf16 / AMX) and the "
+            "architecture gains from it (all but the simple model), else fp32",
     "fp32": "32-bit floats throughout: the slowest, the reference",
     "bf16": "bfloat16 matrix products and convolutions; weights, optimizer and loss stay fp32",
 }
@@ -45,14 +46,17 @@ def bf16_units(device: torch.device, flags: frozenset[str] | None = None) -> boo
     return False
 
 
-def resolve_precision(requested: str, device: torch.device,
-                      flags: frozenset[str] | None = None) -> tuple[str, str | None]:
-    """("fp32" or "bf16", a one-line note when that is not what was asked for, else None)."""
+def resolve_precision(requested: str, device: torch.device, flags: frozenset[str] | None = None,
+                      model: torch.nn.Module | None = None) -> tuple[str, str | None]:
+    """("fp32" or "bf16", a one-line note when that is not what was asked for, else None).
+    "auto" is bf16 where the device has the units and `model`'s architecture gains from it
+    (aecore.models.bf16_pays: not the simple model, whose products are too small)."""
     if requested not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
     native = bf16_units(device, flags)
     if requested == "auto":
-        return ("bf16" if native else "fp32"), None
+        from .models import bf16_pays
+        return ("bf16" if native and (model is None or bf16_pays(model)) else "fp32"), None
     if requested == "bf16" and not native:
         return "fp32", (f"precision bf16 is not supported on this {device.type} (no bfloat16 units); "
                         "training in fp32 instead")

@@ -103,6 +103,7 @@ class TrainResult:
     config: dict = field(default_factory=dict)
     precision: str = "fp32"      # what the run used ("auto" resolved)
     note: str | None = None      # e.g. why bf16 fell back to fp32
+    final: dict | None = None    # the last epoch's test pass with `final_metrics` (None if it did not run)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -143,26 +144,31 @@ def corrupt(x: torch.Tensor, config: TrainConfig, g: torch.Generator) -> torch.T
 
 
 def evaluate(model: Autoencoder, images: torch.Tensor, config: TrainConfig,
-             batch_size: int = 1000) -> tuple[float, float]:
-    """(mean objective, per-pixel MSE of the reconstruction) on `images`; noisy inputs
-    are drawn from a fixed seed so the figure is comparable across epochs."""
+             batch_size: int = 1000, extra: tuple[str, ...] = ()) -> tuple[float, float, dict]:
+    """(mean objective, per-pixel MSE of the reconstruction, everything measured) on
+    `images`, with `extra` metrics besides; noisy inputs are drawn from evaluate's fixed
+    seed, so the figure is comparable across epochs and with `aecore evaluate`'s."""
     r = evaluation.evaluate(model, images, noise=config.noise, level=config.noise_level,
-                            seed=10_000 + config.seed, metrics=("loss", "mse"), objective=config.loss,
-                            batch_size=batch_size)
-    return r["loss"], r["mse"]
+                            metrics=("loss", "mse", *(m for m in extra if m != "mse")),
+                            objective=config.loss, batch_size=batch_size)
+    return r["loss"], r["mse"], r
 
 
 def train(model: Autoencoder, train_images: torch.Tensor, test_images: torch.Tensor | None,
           config: TrainConfig, callback: Callable[[Progress], None] | None = None,
-          stop: threading.Event | None = None) -> TrainResult:
+          stop: threading.Event | None = None, final_metrics: tuple[str, ...] = ()) -> TrainResult:
     """Train `model` in place on images (N,1,28,28) in [0,1], clean targets.
+
+    The last epoch's test pass also measures `final_metrics` (aecore.evaluation's names)
+    on the finished weights (rounded to `weights_dtype`) into `result.final`: one pass over
+    the test set gives both the chart's last point and the checkpoint's figures.
 
     Stops early (keeping the weights so far, `stopped=True`) when `stop` is set; raises
     TrainingDiverged on a non-finite loss after restoring the last good epoch. However it
     ends, the model is left in eval mode on the CPU in the default memory layout."""
     config.validate()
     device = pick_device(config.device)
-    precision, note = resolve_precision(config.precision, device)
+    precision, note = resolve_precision(config.precision, device, model=model)
     channels_last = config.channels_last and is_convolutional(model)
     flushing = torch.set_flush_denormal(True)  # near-zero activations are common here and slow on CPU
     try:
@@ -170,7 +176,7 @@ def train(model: Autoencoder, train_images: torch.Tensor, test_images: torch.Ten
         if channels_last:
             model.to(memory_format=torch.channels_last)
         return _train(model, train_images, test_images, config, callback, stop, device,
-                      TrainResult(precision=precision, note=note), channels_last)
+                      TrainResult(precision=precision, note=note), channels_last, final_metrics)
     finally:
         if flushing:
             torch.set_flush_denormal(False)
@@ -190,7 +196,7 @@ def round_weights(model: Autoencoder, dtype: str) -> None:
                 tensor.copy_(tensor.to(getattr(torch, dtype)))
 
 
-def _train(model, train_images, test_images, config, callback, stop, device, result, channels_last):
+def _train(model, train_images, test_images, config, callback, stop, device, result, channels_last, final_metrics):
     torch.manual_seed(config.seed)
     data = train_images[: config.train_size]
     test = None if test_images is None else test_images[: config.test_size]
@@ -243,7 +249,13 @@ def _train(model, train_images, test_images, config, callback, stop, device, res
                                   loss=value, images_per_s=(b + 1) * bs / (time.perf_counter() - epoch_start),
                                   elapsed_s=elapsed, eta_s=elapsed / done * (total - done)))
         seconds = time.perf_counter() - epoch_start
-        test_loss, test_mse = evaluate(model, test, config) if test is not None else (None, None)
+        last = epoch == config.epochs
+        if last:
+            round_weights(model, config.weights_dtype)   # the figures below are the checkpoint's
+        test_loss, test_mse, measured = (evaluate(model, test, config, extra=final_metrics if last else ())
+                                         if test is not None else (None, None, None))
+        if last and final_metrics and measured is not None:
+            result.final = {k: v for k, v in measured.items() if k != "loss"}
         model.train()
         good_state = copy.deepcopy(model.state_dict())
         h = result.history

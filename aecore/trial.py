@@ -49,8 +49,10 @@ def fit(model: Autoencoder, tc: TrainConfig, callback: Callable[[Progress], None
     train_x, _ = load_mnist("train")
     test_x, _ = load_mnist("test")
     started = time.time()
-    result = train(model, train_x, test_x, tc, callback=callback, stop=stop)
-    metrics = evaluate(model, test_x[: tc.test_size], noise=tc.noise, level=tc.noise_level, metrics=ALL_METRICS)
+    result = train(model, train_x, test_x, tc, callback=callback, stop=stop, final_metrics=ALL_METRICS)
+    # a run stopped early has no final pass: measure what it left
+    metrics = result.final or evaluate(model, test_x[: tc.test_size], noise=tc.noise, level=tc.noise_level,
+                                       metrics=ALL_METRICS)
     return Fitted(model, result, metrics, time.time() - started, test_x)
 
 

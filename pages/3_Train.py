@@ -81,7 +81,7 @@ def settings_ui() -> tuple[str, int, TrainConfig]:
     level = c3.slider("Noise level", 0.0, 1.0, D["noise_level"], key="train_noise_level",
                       disabled=noise in ("none", BLIND))
     native = bf16_units(pick_device())
-    auto = f"auto ({'bf16' if native else 'fp32'} here)"
+    auto = f"auto ({'bf16' if native and spec.bf16 else 'fp32'} here)"
     precision = c3.selectbox("Precision", PRECISIONS, key="train_precision", format_func=lambda p: auto
                              if p == "auto" else p, help=" · ".join(f"**{k}**: {v}" for k, v in PRECISION_HELP.items()))
     c3.caption("bfloat16 keeps fp32's range with fewer digits: convolutions run several times faster on "

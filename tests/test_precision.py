@@ -27,6 +27,16 @@ def test_auto_follows_the_hardware():
     assert NATIVE == bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
+def test_auto_keeps_fp32_where_bf16_does_not_pay():
+    """The simple model's products are too small for bf16's casts to pay (bench: precision)."""
+    amx = frozenset({"amx_bf16"})
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("no oneDNN in this torch")
+    assert resolve_precision("auto", CPU, amx, model=aecore.create_model("simple"))[0] == "fp32"
+    assert resolve_precision("auto", CPU, amx, model=aecore.create_model("deep"))[0] == "bf16"
+    assert resolve_precision("bf16", CPU, amx, model=aecore.create_model("simple"))[0] == "bf16"   # asked for
+
+
 def test_bf16_without_bf16_units_falls_back_to_fp32_with_one_line():
     used, note = resolve_precision("bf16", CPU, frozenset({"avx2", "avx512f"}))
     assert used == "fp32"

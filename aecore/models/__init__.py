@@ -32,6 +32,7 @@ class ModelSpec:
     batch_size: int = 128                             # … and its batch size
     run_lr: float | None = None                       # … and its rate, where not `lr` (the CLI's default)
     can_sample: bool = False                          # decodes new digits from a prior (a VAE)
+    bf16: bool = True                                 # precision "auto" trains it in bf16 where the CPU has the units
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -55,8 +56,10 @@ def register_model(name: str, builder, description: str, **spec) -> ModelSpec:
 # epochs: the Train page's default run; each reaches PCA-32 quality (test MSE 0.0152) on one
 # core within the time docs/PRECISION.md measures (python -m bench --only precision): all but vae2d within
 # 30 s here, and conv_upsample to test MSE 0.0050 within a minute.
+# bf16: its matrix products are too small for the casts to pay (bench: precision, simple is
+# slower in bf16), so "auto" trains it in fp32.
 register_model("simple", DenseAutoencoder, "784 -> code (ReLU) -> 784 (sigmoid): the course model",
-               lr=1e-2, epochs=5, hidden=(), code_activation="relu")
+               lr=1e-2, epochs=5, bf16=False, hidden=(), code_activation="relu")
 register_model("deep", DenseAutoencoder, "fully connected 784-1000-500-250-code and back", epochs=4)
 # conv: at batch 128 and 2e-3 it stalls above PCA-32's test MSE; 5e-3 on batches of 64 passes it
 # soon (bench/precision.py)
@@ -85,6 +88,12 @@ def can_sample(model) -> bool:
     """Whether `model` decodes new digits from a prior (its architecture's spec says so)."""
     name = getattr(model, "name", None)
     return name in _REGISTRY and _REGISTRY[name].can_sample
+
+
+def bf16_pays(model) -> bool:
+    """Whether bf16 autocast speeds up training `model` (its spec; True for unregistered ones)."""
+    name = getattr(model, "name", None)
+    return _REGISTRY[name].bf16 if name in _REGISTRY else True
 
 
 def default_run_lr(name: str) -> float:
@@ -126,5 +135,5 @@ def create_model(name: str, **config) -> Autoencoder:
     return model.eval()
 
 
-__all__ = ["Autoencoder", "in_batches", "ModelSpec", "can_sample", "create_model", "list_models", "model_spec", "model_options",
+__all__ = ["Autoencoder", "in_batches", "ModelSpec", "bf16_pays", "can_sample", "create_model", "list_models", "model_spec", "model_options",
            "default_run_lr", "describe_model", "recommended_lr", "register_model", "UnknownModelError"]
