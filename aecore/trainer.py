@@ -225,7 +225,7 @@ def _train(model, train_images, test_images, config, callback, stop, device, res
                 result.stopped = True
                 return result
             idx = order[b * bs:(b + 1) * bs]
-            clean = data[idx]
+            clean = data.index_select(0, idx)   # a third of data[idx]'s time on a CPU
             x = corrupt(clean, config, g_noise).to(device).contiguous(memory_format=layout)
             with autocast(result.precision, device):
                 loss, _ = model.loss(x, clean.to(device), config.loss)

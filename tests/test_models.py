@@ -122,3 +122,22 @@ def test_default_decoder_convs_keep_the_seeded_weights():
     torch.manual_seed(0)
     explicit = aecore.create_model("conv_upsample", code_size=16, width=8, decoder_convs=1)
     assert all(torch.equal(a, b) for a, b in zip(default.state_dict().values(), explicit.state_dict().values()))
+
+
+def test_bce_with_logits_matches_torch_in_value_and_gradient():
+    import torch.nn.functional as F
+    from aecore.models.base import bce_with_logits
+    logits = torch.cat([torch.randn(500) * 4, torch.tensor([-90.0, -20.0, 0.0, 20.0, 90.0])]).requires_grad_()
+    target = torch.rand(505)
+    ours, probs = bce_with_logits(logits, target, with_probs=True)
+    ours.backward()
+    ours_grad = logits.grad.clone()
+    logits.grad = None
+    theirs = F.binary_cross_entropy_with_logits(logits, target)
+    theirs.backward()
+    assert ours.item() == pytest.approx(theirs.item(), abs=1e-6)
+    assert torch.allclose(ours_grad, logits.grad, atol=1e-8)
+    assert torch.equal(probs, torch.sigmoid(logits.detach()))
+    per_item = bce_with_logits(logits.detach(), target, reduction="none")
+    expected = F.binary_cross_entropy_with_logits(logits.detach(), target, reduction="none")
+    assert torch.allclose(per_item, expected, atol=2e-6) and torch.isfinite(per_item).all()
