@@ -216,9 +216,15 @@ def _load_uint8(split: str, root: str | None) -> tuple[np.ndarray, np.ndarray]:
     return _read_idx(folder / images, count, True), _read_idx(folder / labels, count, False)
 
 
-def load_mnist(split: str = "test", root: str | os.PathLike | None = None
+def load_mnist(split: str = "test", root: str | os.PathLike | None = None, *, as_uint8: bool = False
                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(images (N,1,28,28) float32 in [0,1], labels (N,) int64) of 'train' (60000) or 'test' (10000)."""
+    """(images (N,1,28,28) float32 in [0,1], labels (N,) int64) of 'train' (60000) or 'test' (10000).
+    `as_uint8`: the images as stored, 0-255 (a quarter of the memory, no conversion pass;
+    aecore.trainer takes them and converts each batch to exactly the same floats)."""
     images, labels = _load_uint8(split, str(root) if root else None)
-    x = torch.from_numpy(images).unsqueeze(1).float().div_(255.0)   # a new tensor: the cache stays as read
+    x = torch.from_numpy(images).unsqueeze(1)
+    if as_uint8:
+        x = x.clone()   # the cache stays as read
+    else:
+        x = x.float().div_(255.0)   # a new tensor: the cache stays as read
     return x, torch.from_numpy(labels.astype(np.int64))

@@ -119,6 +119,11 @@ def schedule(step: int, total: int, warmup: int) -> float:
     return min(1.0, (step + 1) / (warmup + 1)) * 0.5 * (1 + math.cos(math.pi * step / total))
 
 
+def as_unit(images: torch.Tensor) -> torch.Tensor:
+    """Images as floats in [0, 1]: uint8 ones (0-255, as MNIST is stored) divided by 255."""
+    return images.float().div_(255.0) if images.dtype == torch.uint8 else images
+
+
 @torch.no_grad()
 def init_output_bias(model: Autoencoder, images: torch.Tensor) -> bool:
     """Set the bias of the decoder's last layer to the logit of the mean training pixel
@@ -129,7 +134,7 @@ def init_output_bias(model: Autoencoder, images: torch.Tensor) -> bool:
               if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and m.bias is not None]
     if not layers:
         return False
-    bias, mean = layers[-1].bias, images.float().mean(0).reshape(-1)
+    bias, mean = layers[-1].bias, as_unit(images).float().mean(0).reshape(-1)
     if bias.numel() == 1:
         mean = mean.mean().reshape(1)
     elif bias.numel() != mean.numel():
@@ -157,7 +162,8 @@ def evaluate(model: Autoencoder, images: torch.Tensor, config: TrainConfig,
 def train(model: Autoencoder, train_images: torch.Tensor, test_images: torch.Tensor | None,
           config: TrainConfig, callback: Callable[[Progress], None] | None = None,
           stop: threading.Event | None = None, final_metrics: tuple[str, ...] = ()) -> TrainResult:
-    """Train `model` in place on images (N,1,28,28) in [0,1], clean targets.
+    """Train `model` in place on images (N,1,28,28) in [0,1], clean targets (training images
+    may also be uint8, 0-255: each batch is converted, as load_mnist(as_uint8=True) gives them).
 
     The last epoch's test pass also measures `final_metrics` (aecore.evaluation's names)
     on the finished weights (rounded to `weights_dtype`) into `result.final`: one pass over
@@ -225,7 +231,7 @@ def _train(model, train_images, test_images, config, callback, stop, device, res
                 result.stopped = True
                 return result
             idx = order[b * bs:(b + 1) * bs]
-            clean = data.index_select(0, idx)   # a third of data[idx]'s time on a CPU
+            clean = as_unit(data.index_select(0, idx))   # a third of data[idx]'s time on a CPU
             x = corrupt(clean, config, g_noise).to(device).contiguous(memory_format=layout)
             with autocast(result.precision, device):
                 loss, _ = model.loss(x, clean.to(device), config.loss)

@@ -46,7 +46,7 @@ def fit(model: Autoencoder, tc: TrainConfig, callback: Callable[[Progress], None
         stop: threading.Event | None = None) -> Fitted:
     """Train `model` on MNIST as `tc` says and score it with THE evaluator."""
     eager_optimizers()   # no torch._dynamo import for an eager training (aecore.fastimport)
-    train_x, _ = load_mnist("train")
+    train_x, _ = load_mnist("train", as_uint8=True)   # the trainer converts each batch
     test_x, _ = load_mnist("test")
     started = time.time()
     result = train(model, train_x, test_x, tc, callback=callback, stop=stop, final_metrics=ALL_METRICS)

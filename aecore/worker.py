@@ -144,7 +144,7 @@ def run(spec: dict, send: Callable[[dict], None], stop) -> None:
     reporter = Reporter(model, config, preview, send)
     try:
         data = spec.get("data")
-        train_images, test_images = (load_mnist("train")[0], load_mnist("test")[0]) if data is None \
+        train_images, test_images = (load_mnist("train", as_uint8=True)[0], load_mnist("test")[0]) if data is None \
             else (load_images(data[0]), load_images(data[1]))
         if preview is not None:
             send({"kind": "preview", "epoch": 0, "preview": reporter.reconstruct()})

@@ -55,6 +55,16 @@ def test_float16_weights_are_rounded_when_training_ends(images):
     assert half.weights_dtype == "float16" and full.weights_dtype == "float32"
 
 
+def test_uint8_training_images_give_the_same_weights(images):
+    """load_mnist(as_uint8=True) -> train(): each batch converted to the very floats of
+    load_mnist()'s images, so a checkpoint's command reproduces it bit for bit."""
+    stored = (images[0] * 255).round().to(torch.uint8)
+    assert torch.equal(stored.float() / 255, images[0])
+    a, _ = _train(images, name="conv_upsample", epochs=1)
+    b, _ = _train((stored, images[1]), name="conv_upsample", epochs=1)
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+
 def test_stop_keeps_the_model_trained_so_far(images):
     stop = threading.Event()
     initial = aecore.create_model("simple").state_dict()
