@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""File helpers: atomic writes (a reader sees the old file or the new one, never half of one)
+and bounded reads (never more than a limit in memory, whatever a file holds)."""
 from __future__ import annotations
 
 import contextlib
@@ -49,3 +50,21 @@ _UMASK = _read_umask()
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_open(path) as f:
         f.write(data)
+
+
+def read_bounded(source: str | os.PathLike | bytes, limit: int, fail, what: str) -> bytes:
+    """The bytes of `source` (a path, or bytes already in memory), never more than `limit`
+    read: a larger one raises fail("... over the N MB limit for `what`"), an unreadable one
+    fail("cannot read the file (why)"). `fail` makes the exception from a reason."""
+    if isinstance(source, bytes):
+        data = source
+    else:
+        try:
+            with open(source, "rb") as f:
+                data = f.read(limit + 1)
+        except OSError as e:
+            raise fail(f"cannot read the file ({e.strerror or e})") from e
+    if len(data) > limit:
+        raise fail(f"{'over' if isinstance(source, bytes) else 'the file is over'} the "
+                   f"{limit // 2**20} MB limit for {what}")
+    return data

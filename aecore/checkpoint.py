@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .atomic import atomic_write_bytes
+from .atomic import atomic_write_bytes, read_bounded
 from .errors import CheckpointError
 from .models import Autoencoder, UnknownModelError, create_model
 
@@ -49,18 +49,7 @@ def read_checkpoint(source: str | os.PathLike | bytes, name: str | None = None) 
     """The validated checkpoint dict from a path or bytes (`name` labels bytes in errors)."""
     label = name or (str(source) if not isinstance(source, bytes) else "uploaded file")
     fail = lambda why: CheckpointError(f"{label}: {why}")
-    if isinstance(source, bytes):
-        data = source
-    else:
-        try:
-            size = os.path.getsize(source)
-            if size > MAX_BYTES:
-                raise fail(f"{size / 2**20:.1f} MB is over the {MAX_BYTES // 2**20} MB limit for a checkpoint")
-            data = Path(source).read_bytes()
-        except OSError as e:
-            raise fail(f"cannot read the file ({e.strerror or e})") from e
-    if len(data) > MAX_BYTES:
-        raise fail(f"{len(data) / 2**20:.1f} MB is over the {MAX_BYTES // 2**20} MB limit for a checkpoint")
+    data = read_bounded(source, MAX_BYTES, fail, "a checkpoint")
     if not data.startswith(b"PK\x03\x04"):  # torch.save's zip container
         raise fail("not a checkpoint file (expected the zip container torch.save writes)")
     try:

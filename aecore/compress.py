@@ -200,8 +200,8 @@ def _entropy_decode(payload: bytes, codec: str, size: int) -> bytes:
     return raw
 
 
-def check_model(packed: Packed, model, label: str = "file") -> None:
-    """Refuse to decode with a model other than the one that encoded."""
+def check_model(packed: Packed | RDPacked, model, label: str = "file") -> None:
+    """Refuse to decode with a model (or codec) other than the one that encoded."""
     if model_fingerprint(model) != packed.fingerprint:
         raise CompressError(
             f"{label} was compressed with {packed.model} {json.dumps(packed.config)} (fingerprint "
@@ -314,11 +314,7 @@ def unpack_rd(data: bytes, label: str = "file") -> RDPacked:
 
 
 def check_rd_model(packed: RDPacked, model, label: str = "file") -> None:
-    if model_fingerprint(model) != packed.fingerprint:
-        raise CompressError(
-            f"{label} was compressed with {packed.model} (fingerprint {packed.fingerprint.hex()[:12]}), not "
-            f"with this {model.name} (fingerprint {model_fingerprint(model).hex()[:12]}): other weights "
-            f"or tables would decode garbage")
+    check_model(packed, model, label)
     if packed.level >= model.levels:
         raise CompressError(f"{label}: level {packed.level} is not one of this codec's {model.levels} levels")
 

@@ -10,7 +10,7 @@ import json
 import math
 from pathlib import Path
 
-from .atomic import atomic_write_bytes
+from .atomic import atomic_write_bytes, read_bounded
 from .paths import docs_dir
 
 FORMAT, VERSION = "aecore-sweep-results", 1
@@ -57,16 +57,7 @@ def read_results(source: str | Path | bytes, name: str | None = None) -> dict:
     ResultsError otherwise."""
     label = name or (str(source) if not isinstance(source, bytes) else "uploaded file")
     fail = lambda why: ResultsError(f"{label}: {why}")
-    if isinstance(source, bytes):
-        data = source
-    else:
-        try:
-            with open(source, "rb") as f:
-                data = f.read(MAX_BYTES + 1)
-        except OSError as e:
-            raise fail(f"cannot read it ({e.strerror or e})") from e
-    if len(data) > MAX_BYTES:
-        raise fail(f"over the {MAX_BYTES // 2**20} MB limit for a results table")
+    data = read_bounded(source, MAX_BYTES, fail, "a results table")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:

@@ -5,6 +5,17 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent   # the repository (tests find files there, not aecore)
 
+
+def run_quick_bench(module: str, out: Path, timeout: int):
+    """`python -m MODULE --quick --json OUT` in the repository: (the finished process, the
+    JSON it wrote or None)."""
+    import json
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", module, "--quick", "--json", str(out)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=timeout)
+    return r, json.loads(out.read_text()) if out.exists() else None
+
 torch.set_num_threads(2)
 
 

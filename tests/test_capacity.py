@@ -4,22 +4,17 @@ forged messages while others draw. Asserts what happened (rounds completed, zero
 forged message handled as expected), never how fast: timings depend on the machine."""
 import base64
 import json
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import run_quick_bench
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    out = tmp_path_factory.mktemp("capacity") / "capacity.json"
-    r = subprocess.run([sys.executable, "-m", "bench.capacity", "--quick", "--json", str(out)], cwd=ROOT,
-                       capture_output=True, text=True, timeout=280)
-    return r, json.loads(out.read_text()) if out.exists() else None
+    return run_quick_bench("bench.capacity", tmp_path_factory.mktemp("capacity") / "capacity.json", timeout=280)
 
 
 def test_quick_capacity_run_completes_without_errors(quick):

@@ -1,23 +1,16 @@
 """bench/load.py --quick: two browser sessions draw and move the Denoise slider while a
 third trains, against a real server. Asserts zero errors and well-formed output (the
 figures themselves depend on the machine and are not checked)."""
-import json
-import subprocess
-import sys
-
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import run_quick_bench
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    out = tmp_path_factory.mktemp("load") / "load.json"
-    r = subprocess.run([sys.executable, "-m", "bench.load", "--quick", "--json", str(out)], cwd=ROOT,
-                       capture_output=True, text=True, timeout=200)
-    return r, json.loads(out.read_text()) if out.exists() else None
+    return run_quick_bench("bench.load", tmp_path_factory.mktemp("load") / "load.json", timeout=200)
 
 
 def test_quick_load_run_has_no_errors(quick):
