@@ -41,11 +41,11 @@ def analysis(channels: int, width: int) -> nn.Sequential:
 def synthesis(channels: int, width: int) -> nn.Sequential:
     """y_hat (B,channels,7,7) -> logits (B,1,28,28); all heavy work at 7x7."""
     return nn.Sequential(
-        nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(width, width, 1), nn.ReLU(),
-        nn.Conv2d(width, 64, 1), nn.PixelShuffle(2), nn.ReLU(),         # (16,14,14)
-        nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(width, width, 1), nn.ReLU(inplace=True),
+        nn.Conv2d(width, 64, 1), nn.PixelShuffle(2), nn.ReLU(inplace=True),         # (16,14,14)
+        nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(inplace=True),
         nn.Conv2d(16, 4, 3, padding=1), nn.PixelShuffle(2))             # (1,28,28)
 
 
