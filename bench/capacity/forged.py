@@ -84,8 +84,11 @@ def _open_draw(port: int, timeout_s: float) -> tuple[Session, str]:
 
 
 def _real_stroke(s: Session, canvas_id: str, value: str) -> str | None:
-    """None if a real stroke works in this session, else what went wrong."""
-    run = s.rerun({canvas_id: {"json_value": value}})
+    """None if a real stroke works in this session, else what went wrong (no answer included)."""
+    try:
+        run = s.rerun({canvas_id: {"json_value": value}})
+    except ProtocolError as e:
+        return str(e)
     if run.exceptions or run.errors_shown:
         return (run.exceptions + run.errors_shown)[0]
     if not any("took" in t and "ms" in t for t in run.texts):
@@ -120,20 +123,14 @@ def forge(port: int, drawings: list, timeout_s: float) -> tuple[list[dict], list
                 row["outcome"] = f"no answer: {e}"
                 s.close()
                 s, canvas_id = _open_draw(port, timeout_s)
-            try:
-                problem = _real_stroke(s, canvas_id, drawings[i % len(drawings)][0])
-            except ProtocolError as e:
-                problem = str(e)
+            problem = _real_stroke(s, canvas_id, drawings[i % len(drawings)][0])
             row["next_stroke"] = "works" if problem is None else f"fails: {problem}"[:200]
             if problem is not None and row["outcome"].startswith("exception shown") and expected == "broken":
                 row["outcome"] = "broken"
             if problem is not None:   # a reload: a new session for the next cases
                 s.close()
                 s, canvas_id = _open_draw(port, timeout_s)
-                try:
-                    again = _real_stroke(s, canvas_id, drawings[i % len(drawings)][0])
-                except ProtocolError as e:
-                    again = str(e)
+                again = _real_stroke(s, canvas_id, drawings[i % len(drawings)][0])
                 row["next_stroke"] += "; after a reload: " + ("works" if again is None else f"fails: {again}"[:200])
                 if again is not None:
                     errors.append(f"forged '{name}': a new session's real stroke failed: {again}")
