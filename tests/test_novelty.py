@@ -1,6 +1,7 @@
 """aecore.novelty: a drawing's reconstruction error placed among the test digits' errors."""
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageDraw
 
 from aecore import novelty
@@ -50,13 +51,20 @@ def test_pick_model_prefers_the_checked_ones():
     assert novelty.pick_model([]) == (None, False)
 
 
-def test_reference_is_the_sorted_per_image_error(mnist_test):
+def test_reference_is_the_sorted_per_image_relative_error(mnist_test):
     import aecore
     model = aecore.create_model("simple", code_size=4).eval()
     images = mnist_test[0][:50]
     ref = novelty.reference_errors(model, images)
-    direct = ((model.reconstruct(images) - images) ** 2).mean((1, 2, 3)).numpy()
-    assert ref == pytest.approx(np.sort(direct), rel=1e-5)
+    direct = ((model.reconstruct(images) - images) ** 2).sum((1, 2, 3)) / (images ** 2).sum((1, 2, 3))
+    assert ref == pytest.approx(np.sort(direct.numpy()), rel=1e-5)
+
+
+def test_a_blank_image_has_a_finite_error():
+    import aecore
+    model = aecore.create_model("simple", code_size=4).eval()
+    error = novelty.errors(model, torch.zeros(1, 1, 28, 28))[0]
+    assert np.isfinite(error) and error > 0
 
 
 @pytest.mark.parametrize("index", [0, 1, 2, 3, 4])
