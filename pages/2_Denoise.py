@@ -98,14 +98,12 @@ n = c1.slider("How many", 1, 6, 3) if source != SOURCES[2] else 1
 digit = c1.selectbox("Class", range(10), index=7) if source == SOURCES[1] else None
 seed = c1.number_input("Seed (digits and noise)", 0, 10**6, 0)
 kind = c2.selectbox("Noise", NOISE_KINDS, format_func=NOISE_LABELS.get)
-top, step, default = LEVEL_RANGE[kind]
-level = c2.slider("Noise level", 0.0, top, default, step, key=f"level_{kind}", help=LEVEL_HELP[kind])
 # per kind, the denoiser trained for it is the default (else a blind one); a choice is kept per kind
 den_label = c3.selectbox("Denoising autoencoder", list(denoisers), format_func=denoiser_name,
                          index=index_of(denoising.matched(kind, denoisers), list(denoisers)), key=f"denoiser_{kind}",
                          help="Each noise kind starts with the denoiser trained for it; a blind denoiser was "
                               "trained on every kind at random levels and is never told which one it sees.")
-plain_label = c3.selectbox("Plain autoencoder", list(plains), index=best_plain(list(plains)))
+plain_label = c2.selectbox("Plain autoencoder", list(plains), index=best_plain(list(plains)))
 classics = denoising.classic_methods(kind)
 filter_label = c3.selectbox("Classic method", list(classics), key=f"classic_{kind}",
                             help="The first is the strongest classic method for this noise on these digits: "
@@ -114,20 +112,26 @@ filter_label = c3.selectbox("Classic method", list(classics), key=f"classic_{kin
 if filter_label == INPAINTING:
     c3.caption("Inpainting is **told which pixels were erased**; the autoencoders have to find the hole "
                "themselves.")
+methods = {den_label: denoisers[den_label], plain_label: plains[plain_label], filter_label: classics[filter_label]}
+chart_methods = {**methods, **{label: classics[label] for label in denoising.CLASSIC if label in classics}}
 
-clean = pick_clean(source, n, seed, digit)
-if clean is not None:
-    methods = {den_label: denoisers[den_label], plain_label: plains[plain_label],
-               filter_label: classics[filter_label]}
-    scored = denoising.compare(clean, kind, level, seed, methods)
-    comparison_row("clean", clean, "the target")
-    rows = [("noisy", None), ("denoiser", denoiser_name(den_label)), ("plain AE", plain_label),
-            ("classic", filter_label)]
-    for (title, detail), key in zip(rows, scored):   # scored: noisy input, then `methods` in order
-        comparison_row(title, scored[key].images, psnr_ssim(scored[key]), detail, tooltip("psnr", "ssim"))
 
-chart_methods = {den_label: denoisers[den_label], plain_label: plains[plain_label],
-                 **{label: classics[label] for label in dict.fromkeys([filter_label, *denoising.CLASSIC])
-                    if label in classics}}
-keys = tuple(f"{label}@{id(m)}" for label, m in chart_methods.items())
-st.plotly_chart(curve_chart(curves(kind, keys, chart_methods), kind, level), width="stretch")
+@st.fragment
+def noise_level_and_results():
+    """The noise slider and everything it changes. A slider step reruns only this part of
+    the page (a fragment): the controls above are neither rerun nor re-sent."""
+    top, step, default = LEVEL_RANGE[kind]
+    level = st.slider("Noise level", 0.0, top, default, step, key=f"level_{kind}", help=LEVEL_HELP[kind])
+    clean = pick_clean(source, n, seed, digit)
+    if clean is not None:
+        scored = denoising.compare(clean, kind, level, seed, methods)
+        comparison_row("clean", clean, "the target")
+        rows = [("noisy", None), ("denoiser", denoiser_name(den_label)), ("plain AE", plain_label),
+                ("classic", filter_label)]
+        for (title, detail), key in zip(rows, scored):   # scored: noisy input, then `methods` in order
+            comparison_row(title, scored[key].images, psnr_ssim(scored[key]), detail, tooltip("psnr", "ssim"))
+    keys = tuple(f"{label}@{id(m)}" for label, m in chart_methods.items())
+    st.plotly_chart(curve_chart(curves(kind, keys, chart_methods), kind, level), width="stretch")
+
+
+noise_level_and_results()
