@@ -36,7 +36,7 @@ from .common import Table, environment
 
 DOCS = docs_dir()
 FULL = dict(bits=(4, 6, 8), pca_extra=(8, 64), jpeg=(5, 10, 25, 50, 75, 90),
-            webp=(0, 1, 2, 3, 5, 10, 25, 50, 75, 90))
+            webp=(0, 1, 2, 3, 5, 10, 15, 20, 25, 50, 75, 90))
 QUICK = dict(bits=(4, 8), pca_extra=(), jpeg=(10, 50), webp=(0, 10, 50))
 TARGET_BYTES = 32
 ISSUE_SIZES = (16, 100, 160)     # issue 13: PSNR at <= 16 B, best at <= 100 B, above WebP up to 160 B
