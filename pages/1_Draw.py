@@ -99,7 +99,8 @@ def novelty_note(digit, models) -> None:
     """Where the drawing's reconstruction error falls among the test digits' (aecore.novelty)."""
     label, checked = novelty.pick_model(models)
     result = novelty.judge(models[label], digit, ui.novelty_reference(label, models[label]))
-    text = (f"**{result.verdict[0].upper() + result.verdict[1:]}**: {label} rebuilds it with a squared error of {result.error:.0%} of its ink, "
+    text = (f"**{result.verdict[0].upper() + result.verdict[1:]}**: {label} rebuilds it with a squared error of "
+            f"{result.error:.0%} of its ink, "
             f"{result.error / result.median:.1f}× the typical test digit's; "
             f"{result.percentile:.0f}% of the 10,000 test digits are rebuilt at least as well.")
     note = ("" if checked else " (This model was not checked for telling digits from other shapes.)")
