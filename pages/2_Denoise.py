@@ -114,6 +114,8 @@ if filter_label == INPAINTING:
                "themselves.")
 methods = {den_label: denoisers[den_label], plain_label: plains[plain_label], filter_label: classics[filter_label]}
 chart_methods = {**methods, **{label: classics[label] for label in denoising.CLASSIC if label in classics}}
+chart_keys = tuple(f"{label}@{id(m)}" for label, m in chart_methods.items())
+clean = pick_clean(source, n, seed, digit)   # the same digits at every noise level
 
 
 @st.fragment
@@ -122,7 +124,6 @@ def noise_level_and_results():
     the page (a fragment): the controls above are neither rerun nor re-sent."""
     top, step, default = LEVEL_RANGE[kind]
     level = st.slider("Noise level", 0.0, top, default, step, key=f"level_{kind}", help=LEVEL_HELP[kind])
-    clean = pick_clean(source, n, seed, digit)
     if clean is not None:
         scored = denoising.compare(clean, kind, level, seed, methods)
         comparison_row("clean", clean, "the target")
@@ -130,8 +131,7 @@ def noise_level_and_results():
                 ("classic", filter_label)]
         for (title, detail), key in zip(rows, scored):   # scored: noisy input, then `methods` in order
             comparison_row(title, scored[key].images, psnr_ssim(scored[key]), detail, tooltip("psnr", "ssim"))
-    keys = tuple(f"{label}@{id(m)}" for label, m in chart_methods.items())
-    st.plotly_chart(curve_chart(curves(kind, keys, chart_methods), kind, level), width="stretch")
+    st.plotly_chart(curve_chart(curves(kind, chart_keys, chart_methods), kind, level), width="stretch")
 
 
 noise_level_and_results()
