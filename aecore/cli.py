@@ -251,9 +251,9 @@ def main(argv: list[str] | None = None) -> int:
 def run() -> int:
     """The process entry (`python -m aecore`, the `aecore` command): main(), ready to exit.
     Before exiting, everything alive is frozen out of the garbage collector's reach
-    (`gc.freeze`): Python's collections at shutdown would otherwise walk torch's whole heap,
-    about a quarter of a second of every command here, to free memory the operating system
-    takes back anyway. Files are closed and atexit handlers run as usual."""
+    (`gc.freeze`): Python's collections at shutdown would otherwise walk torch's whole heap
+    to free memory the operating system takes back anyway (what it saves: docs/BENCHMARKS.md,
+    section 8). Files are closed and atexit handlers run as usual."""
     code = main()
     gc.freeze()
     return code

@@ -1,11 +1,8 @@
 """Train the rate–distortion codec (aecore.rdcodec) with CompressAI's EntropyBottleneck.
 
-    python -m aecore.codec_train --steps 24000 --batch 128 --width 96 \
-        --lambdas 15,30,60,150,450,1400,4500,15000 --threads 1 \
-        --out weights/codec/rd_codec.pt --manifest weights/codec/manifest.json
+    python -m aecore.codec_train --steps 3000 --out my_codec.pt --threads 1
 
-(the shipped codec's command, as weights/codec/manifest.json records it; about 70 minutes
-on one thread here)
+(the shipped codec's own command is the "command" of weights/codec/manifest.json)
 
 Loss per level k (a share of every batch goes to each level), pixels in [0,1]:
     SSE (summed over the digit) + bits / λ_k

@@ -100,7 +100,7 @@ def run(quick: bool) -> list[Table]:
         "small products gain), one pass over the test set at the end (the last epoch's test pass measures "
         "the checkpoint's figures), batches gathered with index_select, commands importing what they need "
         "when they need it, and no garbage collection of torch's heap at exit (`aecore.cli.run`: gc.freeze "
-        "before the interpreter's shutdown; `import torch` alone pays that collection, about 0.25 s here).",
+        "before the interpreter's shutdown; `import torch` alone pays that collection).",
     ]
     verdict = "meets" if train <= TARGET else "misses"
     table.headline = (f"**Command line:** `python -m aecore train --model simple --epochs 1` takes "
