@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import base64
 import gc
+import hashlib
+import html
 import io
+import itertools
+import logging
+import math
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Hashable, Sequence
 
 import numpy as np
 import streamlit as st
@@ -208,3 +216,153 @@ def image_grid(images, captions=None, scale: int = 4) -> None:
     any number of images keeps one size, and a phone shows a compact grid."""
     st.image([digit_image(image, scale) for image in images],
              caption=list(captions) if captions is not None else None, width=28 * scale)
+
+
+@dataclass(frozen=True)
+class DigitRow:
+    """One row of `digit_rows_html`: a title, caption lines, and the digits as data URLs."""
+    title: str
+    images: tuple[str, ...]          # digit_image() URLs
+    lines: tuple[str, ...] = ()      # under the title; the last one carries `help`
+    help: str | None = None          # plain text shown on hover over the last line
+
+
+# Inline styles, not a <style> block: a new <style> in every rerun's HTML makes the browser
+# recompute the whole page's styles on each slider step.
+_ROWS = "display:flex;flex-direction:column;gap:.75rem"
+_ROW = "display:flex;flex-wrap:wrap;align-items:center;gap:.5rem 1rem"
+_LABEL = "flex:1 1 8rem;max-width:15rem;line-height:1.4"
+_LINE = "display:block;color:rgba(49,51,63,.6);font-size:.875rem"
+_DIGITS = "flex:5 1 16rem;display:flex;flex-wrap:wrap;gap:.5rem"
+
+
+def digit_rows_html(rows: Sequence[DigitRow], width: int) -> str:
+    """Rows of digits as ONE st.html block: each row's title and captions on the left, its
+    digits (`width` px each) wrapping on the right, under the title on a phone. One element
+    however many rows and digits: what a rerun re-sends and the browser redraws is one
+    element instead of a row of columns, captions and images each (the stack's cost is per
+    element, docs/BENCHMARKS.md section 9). All text is escaped: model names are user input."""
+    out = [f'<div class="digit-rows" style="{_ROWS}">']
+    for row in rows:
+        lines = [f'<small style="{_LINE}">{html.escape(line)}</small>' for line in row.lines]
+        if lines and row.help:
+            lines[-1] = (f'<small style="{_LINE};cursor:help;text-decoration:underline dotted" '
+                         f'title="{html.escape(row.help)}">{html.escape(row.lines[-1])}</small>')
+        title = html.escape(row.title)
+        images = "".join(f'<img src="{url}" width="{width}" height="{width}" alt="{title}, digit {i + 1}" '
+                         f'style="display:block">' for i, url in enumerate(row.images))
+        out.append(f'<div style="{_ROW}"><div style="{_LABEL}"><strong>{title}</strong>{"".join(lines)}</div>'
+                   f'<div style="{_DIGITS}">{images}</div></div>')
+    return "".join(out) + "</div>"
+
+
+_identities = itertools.count()
+
+
+def identity(obj) -> int:
+    """A number naming `obj` for as long as it lives and never reused (id() is reused once an
+    object is freed: a model retrained under the same name could find the old one's cached
+    results)."""
+    try:
+        return obj.__dict__.setdefault("_aecore_identity", next(_identities))
+    except AttributeError:   # no __dict__
+        return id(obj)
+
+
+def fingerprint(tensor: torch.Tensor) -> str:
+    """A short digest of a tensor's values: a cache key for pictures (a drawing, picked digits)."""
+    return hashlib.blake2b(tensor.detach().cpu().contiguous().numpy().tobytes(), digest_size=16).hexdigest()
+
+
+# Results a slider will ask for next are computed ahead, off the script thread: one worker for
+# the whole server (its CPU use is bounded whatever the number of sessions).
+_AHEAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aecore-ahead")
+_STARTED = object()   # store key: the background fill was handed to the worker
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _ahead_store(key: Hashable) -> dict:
+    return {}
+
+
+def ahead(key: Hashable, value: float, values: Sequence[float], compute: Callable[[float], object]):
+    """`compute(value)`, for the slider position `value` of a slider whose positions are
+    `values`: from a store (one per `key`, which must name everything `compute` depends on)
+    that a background thread fills with every other position, nearest first, once the first
+    is shown. A slider step then only shows a stored result: the work is done while the user
+    looks, not between their input and the picture. `compute` runs on that thread too: it
+    must not call Streamlit. A position not stored yet is computed here, as without the store."""
+    store = _ahead_store(key)
+    if value not in store:
+        store[value] = compute(value)
+    if store.setdefault(_STARTED, False) is False:
+        store[_STARTED] = True
+        _AHEAD.submit(_fill, store, sorted(values, key=lambda v: abs(v - value)), compute)
+    return store[value]
+
+
+def _fill(store: dict, values: Sequence[float], compute) -> None:
+    for v in values:
+        if v not in store:
+            try:
+                store[v] = compute(v)
+            except Exception:   # the page computes this position itself and shows the error
+                logging.getLogger(__name__).exception("computing a slider position ahead failed")
+                return
+
+
+# Plotly's first colours, so a curve keeps the colour it has in the app's other charts.
+CURVE_COLOURS = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692")
+
+
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """About `count` round values (1, 2 or 5 times a power of ten apart) covering low..high."""
+    if high - low < 1e-9:   # one value: a unit around it
+        low, high = low - 0.5, high + 0.5
+    raw = (high - low) / count
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.floor(low / step) * step
+    return [round(first + i * step, 10) for i in range(int(math.ceil((high - first) / step)) + 1)]
+
+
+def line_chart_svg(xs: Sequence[float], series: dict[str, Sequence[float]], *, marker: float, title: str,
+                   x_title: str, y_title: str) -> str:
+    """A line chart as HTML for st.html: a title, a legend and the chart itself as an SVG image
+    (one line per series, a dashed line at `marker`), drawn by the browser as part of one
+    element, so a slider step that moves the marker runs no charting library. (st.html keeps
+    only HTML, so the SVG travels as an image.)"""
+    w, h, left, right, top, bottom = 560, 300, 46, 10, 10, 46
+    ys = [y for values in series.values() for y in values if math.isfinite(y)] or [0.0, 1.0]
+    yt = nice_ticks(min(ys), max(ys))
+    x0, x1 = min(0.0, min(xs)), max(xs)
+    px = lambda x: left + (x - x0) / ((x1 - x0) or 1) * (w - left - right)       # noqa: E731
+    py = lambda y: h - bottom - (y - yt[0]) / ((yt[-1] - yt[0]) or 1) * (h - top - bottom)  # noqa: E731
+    grey, parts = "#7d7f87", []
+    for y in yt:
+        parts.append(f'<line x1="{left}" x2="{w - right}" y1="{py(y):.1f}" y2="{py(y):.1f}" stroke="#e6e9ef"/>'
+                     f'<text x="{left - 6}" y="{py(y) + 5:.1f}" text-anchor="end" fill="{grey}">{y:g}</text>')
+    for x in xs:
+        parts.append(f'<text x="{px(x):.1f}" y="{h - bottom + 18}" text-anchor="middle" fill="{grey}">{x:g}</text>')
+    parts.append(f'<text x="{(left + w - right) / 2}" y="{h - 4}" text-anchor="middle">{html.escape(x_title)}</text>'
+                 f'<text transform="translate(14 {(top + h - bottom) / 2}) rotate(-90)" text-anchor="middle">'
+                 f'{html.escape(y_title)}</text>')
+    legend = []
+    for (name, values), colour in zip(series.items(), itertools.cycle(CURVE_COLOURS)):
+        points = [(px(x), py(y)) for x, y in zip(xs, values) if math.isfinite(y)]
+        parts.append(f'<polyline points="{" ".join(f"{a:.1f},{b:.1f}" for a, b in points)}" fill="none" '
+                     f'stroke="{colour}" stroke-width="2"/>')
+        parts += [f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3.5" fill="{colour}"/>' for a, b in points]
+        legend.append(f'<span style="white-space:nowrap"><span style="display:inline-block;width:1.2em;height:3px;'
+                      f'background:{colour};vertical-align:middle;margin-right:.3em"></span>{html.escape(name)}</span>')
+    parts.append(f'<line x1="{px(marker):.1f}" x2="{px(marker):.1f}" y1="{top}" y2="{h - bottom}" stroke="grey" '
+                 f'stroke-dasharray="5 4"/><text x="{px(marker) + 4:.1f}" y="{top + 14}" fill="grey">level {marker:g}'
+                 '</text>')
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" '
+           f'font-family="Source Sans Pro, Helvetica, Arial, sans-serif" font-size="14" fill="#31333f">'
+           f'{"".join(parts)}</svg>')
+    url = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+    return (f'<div class="line-chart"><div style="font-weight:600;margin-bottom:.25rem">{html.escape(title)}</div>'
+            f'<div style="display:flex;flex-wrap:wrap;gap:.25rem 1rem;font-size:.875rem">{"".join(legend)}</div>'
+            f'<img src="{url}" alt="{html.escape(title)}, level {marker:g} marked" '
+            f'style="display:block;width:100%;max-width:{w}px;height:auto"></div>')

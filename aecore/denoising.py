@@ -157,6 +157,20 @@ def curve_levels(kind: str, points: int = 10) -> list[float]:
     return [round(top * i / points, 4) for i in range(1, points + 1)]
 
 
+def slider_levels(kind: str) -> list[float]:
+    """Every position of the Denoise page's slider for `kind`: 0 to its maximum in its steps
+    (LEVEL_RANGE), as the slider shows them."""
+    if kind not in NOISE_KINDS:
+        raise ValueError(f"unknown noise {kind!r}; choose one of: {', '.join(NOISE_KINDS)}")
+    top, step, _ = LEVEL_RANGE[kind]
+    return [round(i * step, 6) for i in range(round(top / step) + 1)]
+
+
+def on_slider(kind: str, level: float) -> float:
+    """`level` as the slider position it is (a browser's float arithmetic may be off by 1e-16)."""
+    return min(slider_levels(kind), key=lambda position: abs(position - level))
+
+
 def pick_digits(labels: torch.Tensor, n: int, seed: int, digit: int | None = None) -> torch.Tensor:
     """Indices of `n` test images drawn at random with `seed` (only of class `digit` if given)."""
     pool = torch.arange(len(labels)) if digit is None else torch.nonzero(labels == digit).flatten()

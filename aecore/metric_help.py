@@ -27,6 +27,8 @@ def explanation(*keys: str) -> str:
     return "\n".join(f"- **{NAMES[k]}** ({SPELLED[k]}): {MEANING[k]}" for k in (keys or IMAGE_SCORES))
 
 
-def tooltip(*keys: str) -> str:
-    """The same explanations as one tooltip (st.* `help=`), a paragraph each."""
-    return "\n\n".join(f"**{NAMES[k]}** ({SPELLED[k]}): {MEANING[k]}" for k in keys)
+def tooltip(*keys: str, plain: bool = False) -> str:
+    """The same explanations as one tooltip, a paragraph each: Markdown for st.* `help=`, or
+    `plain` text for an HTML title attribute."""
+    bold = "" if plain else "**"
+    return "\n\n".join(f"{bold}{NAMES[k]}{bold} ({SPELLED[k]}): {MEANING[k]}" for k in keys)

@@ -30,7 +30,7 @@ from .server import REPO_ROOT, StreamlitServer
 FLOOR_PAGES = REPO_ROOT / "bench" / "floor_pages"
 TARGET_RATIO = 1.25
 CANVAS = "[data-testid=stBidiComponentIsolated] canvas.upper-canvas"
-IMAGES = "[data-testid=stMain] [data-testid=stImage] img"
+IMAGES = ", ".join(f"[data-testid=stMain] [data-testid={kind}] img" for kind in ("stImage", "stHtml"))   # st.image, st.html
 # Strokes of one digit (fractions of the canvas); the pages are reloaded after each digit.
 DIGIT = [[(0.25, 0.2), (0.75, 0.2)], [(0.75, 0.2), (0.45, 0.85)], [(0.35, 0.5), (0.65, 0.5)]]
 

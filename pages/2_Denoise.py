@@ -9,6 +9,7 @@ from aecore.noise import LEVEL_HELP, LEVEL_RANGE, NOISE_KINDS, NOISE_LABELS, TRA
 
 SOURCES = ("Random test digits", "Test digits of one class", "My drawing")
 CURVE_IMAGES = 200   # first test images used for the PSNR-vs-level chart
+SCALE = 3            # digits shown 84 px wide
 
 st.set_page_config(page_title="Denoise · MNIST Autoencoder Lab", page_icon="🧹", layout="wide")
 st.title("Denoise")
@@ -41,37 +42,21 @@ def curves(kind, keys, _methods):
     return denoising.psnr_curve(_methods, images[:CURVE_IMAGES], kind, denoising.curve_levels(kind))
 
 
-def psnr_ssim(scored):
+def psnr_ssim(scored) -> str:
     psnr = "∞" if scored.mean("mse") == 0 else f"{scored.mean('psnr'):.2f} dB"
-    return f"PSNR {psnr}  \nSSIM {scored.mean('ssim'):.3f}"   # two lines: narrow columns
+    return f"PSNR {psnr} · SSIM {scored.mean('ssim'):.3f}"
 
 
-def comparison_row(title, images, caption, detail=None, help=None):
-    """One method: its name and scores on the left, its digits as one wrapping grid (a phone
-    keeps them side by side; every row wraps alike, so a digit stays under its clean one)."""
-    label, grid = st.columns([1, 5], vertical_alignment="center")
-    label.markdown(f"**{title}**")
-    if detail:
-        label.caption(detail)
-    label.caption(caption, help=help)
-    with grid:
-        ui.image_grid(images, scale=3)
+def digits(images) -> tuple[str, ...]:
+    return tuple(ui.digit_image(image, SCALE) for image in images)
 
 
-def curve_chart(curve, kind, level) -> dict:
-    """The figure as a plain dict: st.plotly_chart validates it once (a go.Figure built here would
-    be validated twice); the level is a plain shape and label (add_vline builds the same far slower)."""
-    xs = list(denoising.curve_levels(kind))
-    return {"data": [{"type": "scatter", "x": xs, "y": list(ys), "name": name, "mode": "lines+markers"}
-                     for name, ys in curve.items()],
-            "layout": {"height": 380, "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
-                       "yaxis": {"title": {"text": "mean PSNR (dB)"}},
-                       "xaxis": {"title": {"text": f"{NOISE_LABELS[kind]} noise level: {LEVEL_HELP[kind]}"}},
-                       "title": {"text": f"PSNR against noise level, {CURVE_IMAGES} test digits"},
-                       "shapes": [{"type": "line", "x0": level, "x1": level, "y0": 0, "y1": 1, "yref": "paper",
-                                   "line": {"dash": "dash", "color": "grey"}}],
-                       "annotations": [{"x": level, "y": 1, "yref": "paper", "text": f"level {level:g}",
-                                        "showarrow": False, "xanchor": "left", "yanchor": "top"}]}}
+def curve_chart(curve, kind, level) -> str:
+    """PSNR against noise level, the slider's level marked: inline SVG (ui.line_chart_svg), so
+    a slider step redraws no charting library."""
+    return ui.line_chart_svg(denoising.curve_levels(kind), curve, marker=level,
+                             title=f"PSNR against noise level, {CURVE_IMAGES} test digits",
+                             x_title=f"{NOISE_LABELS[kind]} noise level: {LEVEL_HELP[kind]}", y_title="mean PSNR (dB)")
 
 
 denoisers, plains = ui.available_models(denoisers=True), ui.available_models(denoisers=False)
@@ -114,24 +99,36 @@ if filter_label == INPAINTING:
                "themselves.")
 methods = {den_label: denoisers[den_label], plain_label: plains[plain_label], filter_label: classics[filter_label]}
 chart_methods = {**methods, **{label: classics[label] for label in denoising.CLASSIC if label in classics}}
-chart_keys = tuple(f"{label}@{id(m)}" for label, m in chart_methods.items())
+chart_keys = tuple((label, ui.identity(m)) for label, m in chart_methods.items())
 clean = pick_clean(source, n, seed, digit)   # the same digits at every noise level
+
+
+ROWS = (("noisy", None), ("denoiser", denoiser_name(den_label)), ("plain AE", plain_label), ("classic", filter_label))
+
+
+def comparison(level) -> str:
+    """The five rows at `level` (clean, noisy, then `methods` in order), as one HTML block.
+    Also runs ahead on a background thread (ui.ahead): no Streamlit calls here."""
+    scored = denoising.compare(clean, kind, level, seed, methods)   # noisy input, then `methods`
+    rows = [ui.DigitRow("clean", digits(clean), ("the target",))]
+    for (title, detail), key in zip(ROWS, scored):
+        lines = (detail, psnr_ssim(scored[key])) if detail else (psnr_ssim(scored[key]),)
+        rows.append(ui.DigitRow(title, digits(scored[key].images), lines, tooltip("psnr", "ssim", plain=True)))
+    return ui.digit_rows_html(rows, 28 * SCALE)
 
 
 @st.fragment
 def noise_level_and_results():
     """The noise slider and everything it changes. A slider step reruns only this part of
-    the page (a fragment): the controls above are neither rerun nor re-sent."""
+    the page (a fragment): the controls above are neither rerun nor re-sent, and the rows
+    at every level are computed ahead while the user looks at the first (ui.ahead)."""
     top, step, default = LEVEL_RANGE[kind]
     level = st.slider("Noise level", 0.0, top, default, step, key=f"level_{kind}", help=LEVEL_HELP[kind])
+    level = denoising.on_slider(kind, level)
     if clean is not None:
-        scored = denoising.compare(clean, kind, level, seed, methods)
-        comparison_row("clean", clean, "the target")
-        rows = [("noisy", None), ("denoiser", denoiser_name(den_label)), ("plain AE", plain_label),
-                ("classic", filter_label)]
-        for (title, detail), key in zip(rows, scored):   # scored: noisy input, then `methods` in order
-            comparison_row(title, scored[key].images, psnr_ssim(scored[key]), detail, tooltip("psnr", "ssim"))
-    st.plotly_chart(curve_chart(curves(kind, chart_keys, chart_methods), kind, level), width="stretch")
+        key = ("denoise", kind, seed, ui.fingerprint(clean), tuple((label, ui.identity(m)) for label, m in methods.items()))
+        st.html(ui.ahead(key, level, denoising.slider_levels(kind), comparison))
+    st.html(curve_chart(curves(kind, chart_keys, chart_methods), kind, level))
 
 
 noise_level_and_results()

@@ -1,7 +1,9 @@
 """AppTest of pages/2_Denoise.py: the five rows (clean, noisy, denoiser, plain AE, classic)
 with their scores, the noise slider, the drawing from the Draw page, the PSNR chart, which
 models are offered as denoisers, and what PSNR and SSIM mean."""
+import base64
 import re
+from html.parser import HTMLParser
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from aecore.noise import BLIND, LEVEL_RANGE, NOISE_KINDS, NOISE_LABELS
 from aecore.shipped import shipped_models
 
 PAGE = "pages/2_Denoise.py"
-SCORE = re.compile(r"PSNR (∞|[\d.]+ dB)\s+SSIM (-?[\d.]+)")
+SCORE = re.compile(r"PSNR (∞|[\d.]+ dB) · SSIM (-?[\d.]+)")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -21,19 +23,70 @@ def needs_models():
         pytest.skip("needs a shipped denoiser and a shipped plain autoencoder")
 
 
+class Rows(HTMLParser):
+    """The Denoise page's rows block (ui.digit_rows_html): per row its title, caption lines,
+    the last line's tooltip and its digits' image addresses."""
+
+    def __init__(self, body: str):
+        super().__init__()
+        self.rows, self._in = [], None
+        self.feed(body)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "strong":
+            self.rows.append({"title": "", "lines": [], "help": None, "images": []})
+            self._in = "title"
+        elif tag == "small":
+            self.rows[-1]["lines"].append("")
+            self.rows[-1]["help"] = attrs.get("title") or self.rows[-1]["help"]
+            self._in = "line"
+        elif tag == "img":
+            self.rows[-1]["images"].append(attrs["src"])
+
+    def handle_endtag(self, tag):
+        self._in = None
+
+    def handle_data(self, data):
+        if self._in == "title":
+            self.rows[-1]["title"] += data
+        elif self._in == "line":
+            self.rows[-1]["lines"][-1] += data
+
+
+def html_with(at, marker: str) -> list[str]:
+    return [h.value for h in at.html if marker in h.value]
+
+
+def rows(at) -> list[dict]:
+    """The rows shown (none before there are digits)."""
+    return [row for body in html_with(at, 'class="digit-rows"') for row in Rows(body).rows]
+
+
+def chart_svg(at) -> str:
+    """The PSNR chart's SVG (ui.line_chart_svg sends it as an image)."""
+    [body] = html_with(at, 'class="line-chart"')
+    return base64.b64decode(re.search(r'src="data:image/svg\+xml;base64,([^"]+)"', body)[1]).decode()
+
+
+def captions(at) -> list[str]:
+    """Every caption line under a row's title."""
+    return [line for row in rows(at) for line in row["lines"]]
+
+
 def scores(at) -> list[tuple[float, float]]:
     """(PSNR, SSIM) under the noisy, denoiser, plain AE and classic rows, in that order."""
     out = []
-    for caption in at.caption:
-        if m := SCORE.fullmatch(caption.value):
+    for line in captions(at):
+        if m := SCORE.fullmatch(line):
             psnr = float("inf") if m[1] == "∞" else float(m[1].split()[0])
             out.append((psnr, float(m[2])))
     return out
 
 
 def pictures(at) -> list[str]:
-    """Every digit shown, row by row (each row is one st.image holding its digits)."""
-    return [img.url for element in at.image for img in element.proto.imgs]
+    """Every digit shown, row by row."""
+    return [url for row in rows(at) for url in row["images"]]
 
 
 def set_level(at, kind, level):
@@ -45,10 +98,10 @@ def set_level(at, kind, level):
 def test_columns_have_images_and_scores(run_page):
     at = run_page(PAGE)
     assert not at.exception and not at.error
-    assert [m.value for m in at.markdown if m.value.startswith("**")][:2] == ["**clean**", "**noisy**"]
-    assert [len(i.proto.imgs) for i in at.image] == [3] * 5  # 5 rows of 3 digits (default)
+    assert [row["title"] for row in rows(at)] == ["clean", "noisy", "denoiser", "plain AE", "classic"]
+    assert [len(row["images"]) for row in rows(at)] == [3] * 5  # 5 rows of 3 digits (default)
     assert len(scores(at)) == 4
-    assert len(at.get("plotly_chart")) == 1
+    assert "<polyline" in chart_svg(at)
 
 
 def test_noise_levels_change_the_scores(run_page):
@@ -59,8 +112,7 @@ def test_noise_levels_change_the_scores(run_page):
     assert noisy == sorted(noisy, reverse=True) and noisy[0] > noisy[-1] + 5
     for level, cols in by_level.items():
         assert len(cols) == 4 and all(-1 <= ssim <= 1 for _, ssim in cols)
-    chart = at.get("plotly_chart")[0].proto.spec
-    assert '"type":"line","x0":1.0,"x1":1.0' in chart  # the slider's level marked on the chart
+    assert ">level 1</text>" in chart_svg(at)  # the slider's level marked on the chart
 
 
 def test_same_setting_gives_the_same_noise(run_page):
@@ -80,7 +132,7 @@ def test_other_noise_kinds(run_page, kind):
     assert len(cols) == 4
     if kind == "salt_pepper":  # the median filter column beats the noisy input
         assert cols[3][0] > cols[0][0]
-    assert f"{NOISE_LABELS[kind]} noise level" in at.get("plotly_chart")[0].proto.spec
+    assert f"{NOISE_LABELS[kind]} noise level" in chart_svg(at)
 
 
 def widget(widgets, label):
@@ -109,7 +161,7 @@ def test_my_drawing_without_a_drawing_gives_a_hint(run_page):
     assert not at.exception and not at.error
     assert any("Draw a digit on the **Draw** page first" in i.value for i in at.info)
     assert len(pictures(at)) == 0
-    assert len(at.get("plotly_chart")) == 1
+    assert "<polyline" in chart_svg(at)
 
 
 def test_my_drawing_is_denoised(run_page, mnist_test):
@@ -117,7 +169,7 @@ def test_my_drawing_is_denoised(run_page, mnist_test):
     at = run_page(PAGE, drawing=drawing)
     at.radio[0].set_value("My drawing").run()
     assert not at.exception and not at.info
-    assert [len(i.proto.imgs) for i in at.image] == [1] * 5  # one digit per row
+    assert [len(row["images"]) for row in rows(at)] == [1] * 5  # one digit per row
     assert len(scores(at)) == 4
 
 
@@ -144,17 +196,17 @@ def test_a_denoiser_trained_this_session_is_offered_as_a_denoiser(run_page):
     assert "trained on" in shipped and "noise" in shipped       # shipped denoisers say it too
     denoisers.select("mine-dn (this session)").run()
     assert not at.exception and len(scores(at)) == 4
-    assert "mine-dn (this session) · trained on Gaussian noise 0.5" in [c.value for c in at.caption]
+    assert "mine-dn (this session) · trained on Gaussian noise 0.5" in captions(at)
 
 
 def test_psnr_and_ssim_are_explained_where_they_are_shown(run_page):
     """Issue 15.6: every score caption carries the explanation of PSNR and SSIM as its tooltip."""
     from aecore.metric_help import MEANING
     at = run_page(PAGE)
-    scored = [c for c in at.caption if SCORE.fullmatch(c.value)]
+    scored = [row for row in rows(at) if row["lines"] and SCORE.fullmatch(row["lines"][-1])]
     assert len(scored) == 4
-    for caption in scored:
-        assert MEANING["psnr"] in caption.proto.help and MEANING["ssim"] in caption.proto.help
+    for row in scored:
+        assert MEANING["psnr"] in row["help"] and MEANING["ssim"] in row["help"]
 
 
 @pytest.mark.parametrize("kind", NOISE_KINDS)

@@ -89,10 +89,11 @@ def test_latent_page_on_a_phone(streamlit_server, phone):
 
 
 IMAGES = "[data-testid=stMain] [data-testid=stImage] img"
+DENOISE_DIGITS = "[data-testid=stMain] [data-testid=stHtml] .digit-rows img"   # one st.html block
 
 
-def image_boxes(page) -> list[dict]:
-    grid = page.locator(IMAGES)
+def image_boxes(page, selector: str = IMAGES) -> list[dict]:
+    grid = page.locator(selector)
     return [grid.nth(i).bounding_box() for i in range(grid.count())]
 
 
@@ -109,14 +110,14 @@ def test_denoise_page_on_a_phone(streamlit_server, phone):
     page.goto(f"{streamlit_server}/Denoise")
     wait_for_app(page)
     page.get_by_text("PSNR", exact=False).first.wait_for()
-    page.locator("[data-testid=stPlotlyChart]").wait_for()
+    page.locator("[data-testid=stHtml] .line-chart img").wait_for()
     wait_for_app(page)
-    assert_compact_grids(image_boxes(page), 5 * 3)                      # 5 rows of 3 digits
+    assert_compact_grids(image_boxes(page, DENOISE_DIGITS), 5 * 3)      # 5 rows of 3 digits
     width, height = page.evaluate(PAGE_SIZE)
     print(f"\n[phone] Denoise page {width}x{height} px")
     assert width <= 390
     assert page.locator("[data-testid=stException]").count() == 0
-    page.locator(IMAGES).first.scroll_into_view_if_needed()              # the grids, not the controls
+    page.locator(DENOISE_DIGITS).first.scroll_into_view_if_needed()      # the grids, not the controls
     screenshot(page, "denoise-phone")
 
 
