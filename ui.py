@@ -313,6 +313,7 @@ def _fill(store: dict, values: Sequence[float], compute) -> None:
 
 # Plotly's first colours, so a curve keeps the colour it has in the app's other charts.
 CURVE_COLOURS = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692")
+_GREY = "#7d7f87"
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -326,43 +327,81 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     return [round(first + i * step, 10) for i in range(int(math.ceil((high - first) / step)) + 1)]
 
 
+class _Frame:
+    """Axes of an SVG chart: x from x0 to x1, y over round ticks covering `ys`; grid lines,
+    tick labels and axis titles collected in `parts`."""
+    w, h, left, right, top, bottom = 560, 300, 46, 10, 10, 46
+
+    def __init__(self, x0: float, x1: float, ys: Sequence[float], x_title: str, y_title: str):
+        finite = [y for y in ys if math.isfinite(y)] or [0.0, 1.0]
+        self.x0, self.x1, self.yt = x0, x1, nice_ticks(min(finite), max(finite))
+        self.parts = [f'<line x1="{self.left}" x2="{self.w - self.right}" y1="{self.y(t):.1f}" y2="{self.y(t):.1f}" '
+                      f'stroke="#e6e9ef"/><text x="{self.left - 6}" y="{self.y(t) + 5:.1f}" text-anchor="end" '
+                      f'fill="{_GREY}">{t:g}</text>' for t in self.yt]
+        middle = (self.top + self.h - self.bottom) / 2
+        self.parts.append(f'<text x="{(self.left + self.w - self.right) / 2}" y="{self.h - 4}" text-anchor="middle">'
+                          f'{html.escape(x_title)}</text><text transform="translate(14 {middle}) rotate(-90)" '
+                          f'text-anchor="middle">{html.escape(y_title)}</text>')
+
+    def x(self, value: float) -> float:
+        return self.left + (value - self.x0) / ((self.x1 - self.x0) or 1) * (self.w - self.left - self.right)
+
+    def y(self, value: float) -> float:
+        return self.h - self.bottom - (value - self.yt[0]) / ((self.yt[-1] - self.yt[0]) or 1) * (
+            self.h - self.top - self.bottom)
+
+    def x_label(self, value: float, text: str) -> None:
+        self.parts.append(f'<text x="{self.x(value):.1f}" y="{self.h - self.bottom + 18}" text-anchor="middle" '
+                          f'fill="{_GREY}">{html.escape(text)}</text>')
+
+    def html(self, title: str, alt: str, legend: Sequence[tuple[str, str]] = ()) -> str:
+        """Title, legend ((name, colour) pairs) and the SVG as an image: st.html keeps only HTML,
+        so the chart travels as a picture the browser draws as part of one element."""
+        svg = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {self.w} {self.h}" width="{self.w}" '
+               f'height="{self.h}" font-family="Source Sans Pro, Helvetica, Arial, sans-serif" font-size="14" '
+               f'fill="#31333f">{"".join(self.parts)}</svg>')
+        keys = "".join(f'<span style="white-space:nowrap"><span style="display:inline-block;width:1.2em;height:3px;'
+                       f'background:{colour};vertical-align:middle;margin-right:.3em"></span>{html.escape(name)}</span>'
+                       for name, colour in legend)
+        url = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+        return (f'<div class="svg-chart"><div style="font-weight:600;margin-bottom:.25rem">{html.escape(title)}</div>'
+                + (f'<div style="display:flex;flex-wrap:wrap;gap:.25rem 1rem;font-size:.875rem">{keys}</div>'
+                   if keys else "")
+                + f'<img src="{url}" alt="{html.escape(alt)}" style="display:block;width:100%;'
+                  f'max-width:{self.w}px;height:auto"></div>')
+
+
 def line_chart_svg(xs: Sequence[float], series: dict[str, Sequence[float]], *, marker: float, title: str,
                    x_title: str, y_title: str) -> str:
-    """A line chart as HTML for st.html: a title, a legend and the chart itself as an SVG image
-    (one line per series, a dashed line at `marker`), drawn by the browser as part of one
-    element, so a slider step that moves the marker runs no charting library. (st.html keeps
-    only HTML, so the SVG travels as an image.)"""
-    w, h, left, right, top, bottom = 560, 300, 46, 10, 10, 46
-    ys = [y for values in series.values() for y in values if math.isfinite(y)] or [0.0, 1.0]
-    yt = nice_ticks(min(ys), max(ys))
-    x0, x1 = min(0.0, min(xs)), max(xs)
-    px = lambda x: left + (x - x0) / ((x1 - x0) or 1) * (w - left - right)       # noqa: E731
-    py = lambda y: h - bottom - (y - yt[0]) / ((yt[-1] - yt[0]) or 1) * (h - top - bottom)  # noqa: E731
-    grey, parts = "#7d7f87", []
-    for y in yt:
-        parts.append(f'<line x1="{left}" x2="{w - right}" y1="{py(y):.1f}" y2="{py(y):.1f}" stroke="#e6e9ef"/>'
-                     f'<text x="{left - 6}" y="{py(y) + 5:.1f}" text-anchor="end" fill="{grey}">{y:g}</text>')
+    """A line chart for st.html (one line per series, a dashed line at `marker`): no charting
+    library runs when a slider step moves the marker (`_Frame.html`)."""
+    frame = _Frame(min(0.0, min(xs)), max(xs), [y for ys in series.values() for y in ys], x_title, y_title)
     for x in xs:
-        parts.append(f'<text x="{px(x):.1f}" y="{h - bottom + 18}" text-anchor="middle" fill="{grey}">{x:g}</text>')
-    parts.append(f'<text x="{(left + w - right) / 2}" y="{h - 4}" text-anchor="middle">{html.escape(x_title)}</text>'
-                 f'<text transform="translate(14 {(top + h - bottom) / 2}) rotate(-90)" text-anchor="middle">'
-                 f'{html.escape(y_title)}</text>')
+        frame.x_label(x, f"{x:g}")
     legend = []
     for (name, values), colour in zip(series.items(), itertools.cycle(CURVE_COLOURS)):
-        points = [(px(x), py(y)) for x, y in zip(xs, values) if math.isfinite(y)]
-        parts.append(f'<polyline points="{" ".join(f"{a:.1f},{b:.1f}" for a, b in points)}" fill="none" '
-                     f'stroke="{colour}" stroke-width="2"/>')
-        parts += [f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3.5" fill="{colour}"/>' for a, b in points]
-        legend.append(f'<span style="white-space:nowrap"><span style="display:inline-block;width:1.2em;height:3px;'
-                      f'background:{colour};vertical-align:middle;margin-right:.3em"></span>{html.escape(name)}</span>')
-    parts.append(f'<line x1="{px(marker):.1f}" x2="{px(marker):.1f}" y1="{top}" y2="{h - bottom}" stroke="grey" '
-                 f'stroke-dasharray="5 4"/><text x="{px(marker) + 4:.1f}" y="{top + 14}" fill="grey">level {marker:g}'
-                 '</text>')
-    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" '
-           f'font-family="Source Sans Pro, Helvetica, Arial, sans-serif" font-size="14" fill="#31333f">'
-           f'{"".join(parts)}</svg>')
-    url = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
-    return (f'<div class="line-chart"><div style="font-weight:600;margin-bottom:.25rem">{html.escape(title)}</div>'
-            f'<div style="display:flex;flex-wrap:wrap;gap:.25rem 1rem;font-size:.875rem">{"".join(legend)}</div>'
-            f'<img src="{url}" alt="{html.escape(title)}, level {marker:g} marked" '
-            f'style="display:block;width:100%;max-width:{w}px;height:auto"></div>')
+        points = [(frame.x(x), frame.y(y)) for x, y in zip(xs, values) if math.isfinite(y)]
+        frame.parts.append(f'<polyline points="{" ".join(f"{a:.1f},{b:.1f}" for a, b in points)}" fill="none" '
+                           f'stroke="{colour}" stroke-width="2"/>')
+        frame.parts += [f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3.5" fill="{colour}"/>' for a, b in points]
+        legend.append((name, colour))
+    at = frame.x(marker)
+    frame.parts.append(f'<line x1="{at:.1f}" x2="{at:.1f}" y1="{frame.top}" y2="{frame.h - frame.bottom}" '
+                       f'stroke="grey" stroke-dasharray="5 4"/><text x="{at + 4:.1f}" y="{frame.top + 14}" '
+                       f'fill="grey">level {marker:g}</text>')
+    return frame.html(title, f"{title}, level {marker:g} marked", legend)
+
+
+def bar_chart_svg(values: Sequence[float], *, title: str, x_title: str, y_title: str) -> str:
+    """A bar per value (x = its index) from zero, for st.html: a stroke that changes every bar
+    runs no charting library (`_Frame.html`)."""
+    n = max(len(values), 1)
+    frame = _Frame(-0.5, n - 0.5, [0.0, *values], x_title, y_title)
+    for i in nice_ticks(0, n - 1):
+        if i <= n - 1:
+            frame.x_label(i, f"{i:g}")
+    width = max(frame.x(1) - frame.x(0), 1.0) * 0.8
+    zero = frame.y(0.0)
+    frame.parts += [f'<rect x="{frame.x(i) - width / 2:.2f}" y="{min(zero, frame.y(v)):.2f}" width="{width:.2f}" '
+                    f'height="{abs(frame.y(v) - zero):.2f}" fill="#4c78a8"/>' for i, v in enumerate(values)]
+    return frame.html(title, f"{title}: {len(values)} values")

@@ -198,11 +198,13 @@ def _fit_background(lum: np.ndarray, border: np.ndarray) -> np.ndarray:
     Phone photos of paper are lit unevenly (gradients, vignetting); one
     background level for the whole image would swallow the ink on one side.
     """
+    values = lum[border]
+    if values.min() == values.max():   # an even border (a drawing canvas): the fit is that level
+        return np.full(lum.shape, values[0], dtype=np.float32)
     height, width = lum.shape
     y, x = np.linspace(-1, 1, height)[:, None], np.linspace(-1, 1, width)[None, :]
     rows, cols = np.nonzero(border)
     design = np.column_stack(_quadratic_terms(y[rows, 0], x[0, cols]))
-    values = lum[border]
     residual = values - np.median(values)
     for _ in range(2):  # robust refit: drop outliers (ink), fit again
         keep = np.abs(residual) <= NOISE_SIGMAS * _robust_sigma(residual) + 1e-6

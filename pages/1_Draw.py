@@ -86,13 +86,9 @@ def literal(text: str) -> str:
     return f"{fence} {text} {fence}"
 
 
-def code_chart(code, label) -> dict:
-    """A plain dict: st.plotly_chart validates it once (a go.Figure built here would be validated twice)."""
-    return {"data": [{"type": "bar", "x": list(range(len(code))), "y": [float(v) for v in code],
-                      "marker": {"color": "#4c78a8"}}],
-            "layout": {"height": 260, "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
-                       "title": {"text": f"code of {label}"}, "xaxis": {"title": {"text": "code unit"}},
-                       "yaxis": {"title": {"text": "value"}}}}
+def code_chart(code, label) -> str:
+    """The code as bars, one st.html element (ui.bar_chart_svg): a stroke redraws no charting library."""
+    return ui.bar_chart_svg([float(v) for v in code], title=f"code of {label}", x_title="code unit", y_title="value")
 
 
 def novelty_note(digit, models) -> None:
@@ -130,4 +126,4 @@ if digit is not None:
     st.caption(f"Server compute only: preprocessing and {len(models)} models took {elapsed_ms:.0f} ms. "
                "The pictures reach you after a round trip through Streamlit, which takes longer.")
     label = st.selectbox("Show the code of", labels)
-    st.plotly_chart(code_chart(denoising.code_of(models[label], digit), label), width="stretch")
+    st.html(code_chart(denoising.code_of(models[label], digit), label))

@@ -304,3 +304,14 @@ def test_load_pixel_limit_is_configurable():
 
 def test_image_error_is_a_value_error():
     assert issubclass(ImageError, ValueError)
+
+
+def test_an_even_border_takes_the_short_way_to_the_same_digit():
+    """A canvas's border is one exact level: the background is that level without a fit,
+    and the digit is the one the general fit gives (one border pixel nudged takes that path)."""
+    image = Image.new("L", (280, 280), 0)
+    ImageDraw.Draw(image).line([(70, 56), (210, 56), (126, 238)], fill=255, width=20)
+    even = np.asarray(image, dtype=np.float32) / 255
+    nudged = even.copy()
+    nudged[0, 0] = 1e-6
+    np.testing.assert_allclose(to_mnist(even), to_mnist(nudged), atol=1e-4)

@@ -65,7 +65,7 @@ def rows(at) -> list[dict]:
 
 def chart_svg(at) -> str:
     """The PSNR chart's SVG (ui.line_chart_svg sends it as an image)."""
-    [body] = html_with(at, 'class="line-chart"')
+    [body] = html_with(at, 'class="svg-chart"')
     return base64.b64decode(re.search(r'src="data:image/svg\+xml;base64,([^"]+)"', body)[1]).decode()
 
 

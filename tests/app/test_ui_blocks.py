@@ -73,3 +73,11 @@ def test_ahead_failure_in_the_background_leaves_the_error_to_the_page():
     with pytest.raises(ValueError, match="no such level"):
         ui.ahead(key, 0.2, levels, compute)       # computed here: the page shows the error
     assert ui.ahead(key, 0.3, levels, compute) == 0.3
+
+
+def test_bar_chart_has_a_bar_per_value_from_zero():
+    body = ui.bar_chart_svg([1.5, -2.0, 0.0, 3.25], title="code of <m>", x_title="code unit", y_title="value")
+    svg = base64.b64decode(body.split("base64,")[1].split('"')[0]).decode()
+    assert svg.count("<rect") == 4 and "code of &lt;m&gt;" in body
+    heights = [float(part.split('height="')[1].split('"')[0]) for part in svg.split("<rect")[1:]]
+    assert heights[2] == 0 and heights[3] > heights[1] > heights[0] > 0   # |3.25| > |-2| > |1.5|

@@ -4,7 +4,7 @@ from tests.browser.browser_helpers import screenshot, wait_for_app
 ROWS = "[data-testid=stMain] [data-testid=stHtml] .digit-rows"   # one st.html: ui.digit_rows_html
 SCORES = f'{ROWS} small:has-text("PSNR")'
 DIGITS = f"{ROWS} img"
-CHART = "[data-testid=stMain] [data-testid=stHtml] .line-chart img"
+CHART = "[data-testid=stMain] [data-testid=stHtml] .svg-chart img"
 
 
 def state(page):

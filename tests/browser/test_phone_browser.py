@@ -110,7 +110,7 @@ def test_denoise_page_on_a_phone(streamlit_server, phone):
     page.goto(f"{streamlit_server}/Denoise")
     wait_for_app(page)
     page.get_by_text("PSNR", exact=False).first.wait_for()
-    page.locator("[data-testid=stHtml] .line-chart img").wait_for()
+    page.locator("[data-testid=stHtml] .svg-chart img").wait_for()
     wait_for_app(page)
     assert_compact_grids(image_boxes(page, DENOISE_DIGITS), 5 * 3)      # 5 rows of 3 digits
     width, height = page.evaluate(PAGE_SIZE)
