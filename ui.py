@@ -250,10 +250,21 @@ def digit_rows_html(rows: Sequence[DigitRow], width: int) -> str:
                          f'title="{html.escape(row.help)}">{html.escape(row.lines[-1])}</small>')
         title = html.escape(row.title)
         images = "".join(f'<img src="{url}" width="{width}" height="{width}" alt="{title}, digit {i + 1}" '
-                         f'style="display:block">' for i, url in enumerate(row.images))
+                         f'style="display:block;image-rendering:pixelated">' for i, url in enumerate(row.images))
         out.append(f'<div style="{_ROW}"><div style="{_LABEL}"><strong>{title}</strong>{"".join(lines)}</div>'
                    f'<div style="{_DIGITS}">{images}</div></div>')
     return "".join(out) + "</div>"
+
+
+def digit_grid_html(urls: Sequence[str], captions: Sequence[str], width: int) -> str:
+    """Digits with a caption under each, wrapping to as many per line as the screen holds, as
+    ONE st.html block (see digit_rows_html). The URLs may be 28x28 PNGs: the browser enlarges
+    them to `width` px without smoothing, so pixels stay visible."""
+    items = "".join(f'<figure style="margin:0;width:{width}px"><img src="{url}" width="{width}" height="{width}" '
+                    f'alt="{html.escape(caption)}" style="display:block;image-rendering:pixelated">'
+                    f'<figcaption style="{_LINE};text-align:center;overflow-wrap:anywhere;margin-top:.25rem">'
+                    f'{html.escape(caption)}</figcaption></figure>' for url, caption in zip(urls, captions, strict=True))
+    return f'<div class="digit-grid" style="display:flex;flex-wrap:wrap;gap:.75rem 1rem">{items}</div>'
 
 
 _identities = itertools.count()

@@ -67,7 +67,7 @@ setInterval(() => {
 """
 # What the page shows now: first main image's src + all captions (timing, scores).
 SNAPSHOT_JS = """() => {
-  const img = document.querySelector('[data-testid=stMain] [data-testid=stImage] img');
+  const img = document.querySelector('[data-testid=stMain] [data-testid=stImage] img, [data-testid=stMain] [data-testid=stHtml] img');
   const caps = [...document.querySelectorAll('[data-testid=stMain] [data-testid=stCaptionContainer]')];
   return (img ? img.src : '') + '|' + caps.map(c => c.innerText).join('|');
 }"""

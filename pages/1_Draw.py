@@ -110,7 +110,7 @@ with left:
 models = ui.available_models()
 if digit is not None:
     st.session_state["drawing"] = digit
-    right.image(ui.digit_image(digit, 5), caption="what the models see: 28×28, MNIST-style", width=140)
+    right.html(ui.digit_grid_html([ui.digit_image(digit, 1)], ["what the models see: 28×28, MNIST-style"], 140))
     if not models:
         st.warning("No model is available: train one on the Train page.")
         st.stop()
@@ -120,9 +120,9 @@ if digit is not None:
         novelty_note(digit, models)
     st.subheader("Reconstructions")
     labels = list(results)
-    ui.image_grid([results[k].images[0] for k in labels],
-                  [f"{k} · MSE {results[k].mean('mse'):.4f} · PSNR {results[k].mean('psnr'):.1f} dB"
-                   for k in labels], scale=4)
+    st.html(ui.digit_grid_html([ui.digit_image(results[k].images[0], 1) for k in labels],
+                               [f"{k} · MSE {results[k].mean('mse'):.4f} · PSNR {results[k].mean('psnr'):.1f} dB"
+                                for k in labels], 112))
     st.caption(f"Server compute only: preprocessing and {len(models)} models took {elapsed_ms:.0f} ms. "
                "The pictures reach you after a round trip through Streamlit, which takes longer.")
     label = st.selectbox("Show the code of", labels)

@@ -23,6 +23,7 @@ from aecore.models import recommended_lr
 from aecore.preprocess import FIT, to_mnist
 from aecore.shipped import shipped_models
 import ui
+from tests.app.test_draw_page import grid_captions, grids
 from tests.conftest import ROOT
 
 DRAW, TRAIN = "pages/1_Draw.py", "pages/3_Train.py"
@@ -82,8 +83,8 @@ def usable():
 def assert_reconstructed(at: AppTest, usable) -> np.ndarray:
     """The page shows the 28x28 input and one reconstruction per model; returns the input."""
     assert not at.exception and not at.error, texts(at.error)
-    assert len(at.image) == 2   # the 28x28 input, then one grid of every reconstruction
-    captions = [img.caption for img in at.image[-1].proto.imgs]
+    assert len(grids(at)) == 2   # the 28x28 input, then one grid of every reconstruction
+    captions = grid_captions(at)
     assert len(captions) == len(usable) and captions[0].startswith(f"{usable[0]} · MSE")
     return at.session_state["drawing"]
 
@@ -106,7 +107,7 @@ def test_empty_canvas_gives_a_hint_not_an_error(run_page, usable, value):
     at = run_page(DRAW, **({} if value is None else {CANVAS_KEY: value}))
     assert not at.exception and not at.error
     assert texts(at.info) == ["Draw a digit on the black canvas, with the mouse or a finger."]
-    assert len(at.image) == 0 and "drawing" not in at.session_state
+    assert len(grids(at)) == 0 and "drawing" not in at.session_state
     assert_recovers(at, usable)
 
 
@@ -115,7 +116,7 @@ def test_canvas_filled_all_over_says_there_is_no_digit(run_page, usable):
     assert not at.exception and not at.error
     assert texts(at.info) == ["No digit found: the strokes cover the canvas evenly. Press Clear and draw "
                               "one digit."]
-    assert len(at.image) == 0
+    assert len(grids(at)) == 0
     assert_recovers(at, usable)
 
 
@@ -157,7 +158,7 @@ def test_forged_canvas_messages_are_refused_with_a_reason(run_page, usable, data
     assert not at.exception
     [error] = texts(at.error)
     assert error.startswith("Cannot read the drawing: ") and reason in error, error
-    assert len(at.image) == 0
+    assert len(grids(at)) == 0
     assert_recovers(at, usable)
 
 
@@ -234,7 +235,7 @@ def test_bad_uploads_name_the_file_and_the_reason(run_page, usable, case):
     at = upload(run_page, name, make())
     [error] = texts(at.error)
     assert shown_name(error) == name and reason in error, error
-    assert len(at.image) == 0 and "drawing" not in at.session_state
+    assert len(grids(at)) == 0 and "drawing" not in at.session_state
     at.file_uploader[0].set_value(("seven.png", encode(seven()), "image/png")).run()  # the next file works
     np.testing.assert_array_equal(assert_reconstructed(at, usable), REFERENCE)
 

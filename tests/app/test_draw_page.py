@@ -1,7 +1,9 @@
 """AppTest of pages/1_Draw.py: a drawing injected as the canvas component's value (its
 session_state entry under the widget key, the shape the frontend sends), uploads, hints."""
 import base64
+import html
 import io
+import re
 
 import numpy as np
 import pytest
@@ -37,9 +39,16 @@ def usable_models():
     return [s.name for s in shipped_models() if s.model is not None]
 
 
+def grids(at) -> list[list[tuple[str, str]]]:
+    """Each ui.digit_grid_html block: (image address, caption) per digit; the input, then the
+    reconstructions."""
+    return [re.findall(r'<img src="([^"]+)".*?<figcaption[^>]*>([^<]*)</figcaption>', h.value)
+            for h in at.html if 'class="digit-grid"' in h.value]
+
+
 def grid_captions(at) -> list[str]:
-    """Captions of the reconstruction grid (the last image element: one st.image of a list)."""
-    return [img.caption for img in at.image[-1].proto.imgs]
+    """The captions under the reconstructions (html-escaped text, as in the page)."""
+    return [html.unescape(caption) for _, caption in grids(at)[-1]]
 
 
 def texts(elements):
@@ -52,13 +61,13 @@ def test_drawing_gives_a_reconstruction_per_model(run_page, usable_models):
     drawing = at.session_state["drawing"]
     assert drawing.shape == (28, 28) and drawing.dtype == np.float32
     np.testing.assert_array_equal(drawing, to_mnist(np.asarray(seven())))
-    assert len(at.image) == 2  # the 28x28 input, then one grid of all reconstructions
+    assert [len(grid) for grid in grids(at)][:1] == [1] and len(grids(at)) == 2   # the input, then all models
     captions = grid_captions(at)
     assert len(captions) == len(usable_models)
     for name, caption in zip(usable_models, captions):
         assert caption.startswith(f"{name} · MSE 0.") and caption.endswith(" dB")
     assert at.selectbox[0].options == usable_models  # whose code the chart shows
-    assert [h.value.count('class="svg-chart"') for h in at.html] == [1]   # the code chart (ui.bar_chart_svg)
+    assert sum(h.value.count('class="svg-chart"') for h in at.html) == 1   # the code chart (ui.bar_chart_svg)
 
 
 def test_code_chart_follows_the_selected_model(run_page, usable_models):
@@ -67,8 +76,8 @@ def test_code_chart_follows_the_selected_model(run_page, usable_models):
     at = run_page(PAGE, **{CANVAS_KEY: canvas_value(seven())})
     at.selectbox[0].select(usable_models[1]).run()
     assert not at.exception
-    [chart] = at.html
-    assert f"code of {usable_models[1]}" in chart.value
+    [chart] = [h.value for h in at.html if 'class="svg-chart"' in h.value]
+    assert f"code of {usable_models[1]}" in chart
 
 
 def test_empty_canvas_gives_a_hint(run_page):
@@ -76,7 +85,7 @@ def test_empty_canvas_gives_a_hint(run_page):
     assert not at.exception and not at.error
     assert any("Draw a digit" in t for t in texts(at.info))
     assert "drawing" not in at.session_state
-    assert len(at.image) == 0
+    assert len(grids(at)) == 0
 
 
 def test_clear_empties_the_canvas_and_forgets_the_drawing(run_page):
@@ -98,7 +107,7 @@ def upload(run_page, name, data, mime="image/png"):
 def test_bad_upload_shows_an_error(run_page):
     at = upload(run_page, "digit.png", b"this is not an image")
     assert any("` digit.png `" in t and "not a PNG" in t for t in texts(at.error))  # name as code: literal
-    assert len(at.image) == 0
+    assert len(grids(at)) == 0
 
 
 def test_blank_upload_shows_a_hint(run_page):
@@ -128,8 +137,8 @@ def test_models_trained_in_this_session_are_included(run_page, usable_models):
 def test_every_reconstruction_has_the_same_size_in_one_element(run_page, usable_models):
     """Issue 15.12: the 7th model sat alone on a second row at a bigger size."""
     at = run_page(PAGE, **{CANVAS_KEY: canvas_value(seven())})
-    grid = at.image[-1].proto
-    assert len(grid.imgs) == len(usable_models) >= 7   # one st.image: one width for all
+    assert len(grids(at)[-1]) == len(usable_models) >= 7   # one block: one width for all
+    assert len(set(re.findall(r'<img [^>]*width="(\d+)"', [h.value for h in at.html if 'digit-grid' in h.value][-1]))) == 1
 
 
 def test_timing_caption_says_it_is_server_compute(run_page):

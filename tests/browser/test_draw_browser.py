@@ -3,6 +3,8 @@ from tests.browser.browser_helpers import screenshot, wait_for_app
 
 CANVAS = "[data-testid=stBidiComponentIsolated] canvas.upper-canvas"
 SEVEN = [(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]  # a "7" as fractions of the canvas
+GRID = "[data-testid=stMain] [data-testid=stHtml] .digit-grid"   # ui.digit_grid_html: the input, the models
+DIGITS = f"{GRID} img"
 
 
 def stroke(page, box, points, steps=12):
@@ -25,11 +27,11 @@ def test_drawing_a_digit_shows_reconstructions(streamlit_server, page):
     page.get_by_text("Reconstructions").wait_for(timeout=30_000)
     wait_for_app(page)
 
-    images = page.locator('[data-testid=stMain] [data-testid=stImage]')
+    images = page.locator(DIGITS)
     assert images.count() >= 2  # the 28x28 input and at least one reconstruction
-    captions = page.locator('[data-testid=stImageCaption]').all_inner_texts()
+    captions = page.locator(f"{GRID} figcaption").all_inner_texts()
     assert any("PSNR" in c and "MSE" in c for c in captions), captions
-    page.locator('[data-testid=stPlotlyChart]').wait_for()  # its JS bundle loads lazily
+    page.locator("[data-testid=stMain] [data-testid=stHtml] .svg-chart img").wait_for()  # the code chart
     assert page.locator('[data-testid=stException]').count() == 0
     timing = page.get_by_text("models took").inner_text()
     print(f"\n[draw] first stroke: {timing}")
@@ -37,9 +39,8 @@ def test_drawing_a_digit_shows_reconstructions(streamlit_server, page):
     # A second stroke (a cross bar) reruns the page with the new drawing.
     before = images.nth(0).get_attribute("src")
     stroke(page, canvas.bounding_box(), [(0.35, 0.5), (0.65, 0.5)])
-    page.wait_for_function(
-        "src => document.querySelector('[data-testid=stMain] [data-testid=stImage] img').src !== src",
-        arg=before, timeout=30_000)
+    page.wait_for_function("([sel, src]) => document.querySelector(sel).src !== src",
+                           arg=[DIGITS, before], timeout=30_000)
     wait_for_app(page)
     assert page.locator('[data-testid=stException]').count() == 0
     print(f"[draw] second stroke: {page.get_by_text('models took').inner_text()}")

@@ -65,7 +65,7 @@ def test_draw_page_on_a_phone(streamlit_server, phone):
     stroke(page, SEVEN)
     page.get_by_text("Reconstructions").wait_for(timeout=30_000)
     wait_for_app(page)
-    grid = page.locator("[data-testid=stMain] [data-testid=stImage] img")
+    grid = page.locator("[data-testid=stMain] [data-testid=stHtml] .digit-grid img")   # ui.digit_grid_html
     sizes = {(round(b["width"]), round(b["height"])) for b in
              (grid.nth(i).bounding_box() for i in range(1, grid.count()))}
     assert grid.count() >= 8 and len(sizes) == 1, sizes               # input + 7 equal reconstructions

@@ -58,7 +58,7 @@ def test_bad_files_get_messages_and_a_good_one_still_works(streamlit_server, pag
     upload(page, "cutout.png", seven_png())
     page.get_by_text("what the models see").wait_for()
     page.get_by_text("Reconstructions").wait_for()
-    captions = page.locator("[data-testid=stImageCaption]").all_inner_texts()
+    captions = page.locator("[data-testid=stHtml] .digit-grid figcaption").all_inner_texts()   # ui.digit_grid_html
     assert sum("PSNR" in c for c in captions) >= 1, captions
     assert not [a for a in alerts(page) if "Cannot use" in a]
     assert page.locator("[data-testid=stException]").count() == 0
