@@ -263,7 +263,8 @@ def digit_grid_html(urls: Sequence[str], captions: Sequence[str], width: int) ->
     items = "".join(f'<figure style="margin:0;width:{width}px"><img src="{url}" width="{width}" height="{width}" '
                     f'alt="{html.escape(caption)}" style="display:block;image-rendering:pixelated">'
                     f'<figcaption style="{_LINE};text-align:center;overflow-wrap:anywhere;margin-top:.25rem">'
-                    f'{html.escape(caption)}</figcaption></figure>' for url, caption in zip(urls, captions, strict=True))
+                    f'{html.escape(caption)}</figcaption></figure>'
+                    for url, caption in zip(urls, captions, strict=True))
     return f'<div class="digit-grid" style="display:flex;flex-wrap:wrap;gap:.75rem 1rem">{items}</div>'
 
 

@@ -48,13 +48,14 @@ def psnr_ssim(scored) -> str:
 
 
 def digits(images) -> tuple[str, ...]:
-    """28x28 PNGs: the browser enlarges them (pixelated), a third of the bytes of enlarged ones."""
+    """28x28 PNGs, which the browser enlarges without smoothing: about half the bytes of enlarged
+    ones, and no enlarged picture to encode per digit."""
     return tuple(ui.digit_image(image, 1) for image in images)
 
 
 def curve_chart(curve, kind, level) -> str:
-    """PSNR against noise level, the slider's level marked: inline SVG (ui.line_chart_svg), so
-    a slider step redraws no charting library."""
+    """PSNR against noise level, the slider's level marked: an SVG picture in one st.html
+    element (ui.line_chart_svg), so a slider step redraws no charting library."""
     return ui.line_chart_svg(denoising.curve_levels(kind), curve, marker=level,
                              title=f"PSNR against noise level, {CURVE_IMAGES} test digits",
                              x_title=f"{NOISE_LABELS[kind]} noise level: {LEVEL_HELP[kind]}", y_title="mean PSNR (dB)")
@@ -104,7 +105,8 @@ chart_keys = tuple((label, ui.identity(m)) for label, m in chart_methods.items()
 clean = pick_clean(source, n, seed, digit)   # the same digits at every noise level
 
 
-ROWS = (("noisy", None), ("denoiser", denoiser_name(den_label)), ("plain AE", plain_label), ("classic", filter_label))
+row_titles = (("noisy", None), ("denoiser", denoiser_name(den_label)), ("plain AE", plain_label),
+              ("classic", filter_label))
 
 
 def comparison(level) -> str:
@@ -112,7 +114,7 @@ def comparison(level) -> str:
     Also runs ahead on a background thread (ui.ahead): no Streamlit calls here."""
     scored = denoising.compare(clean, kind, level, seed, methods)   # noisy input, then `methods`
     rows = [ui.DigitRow("clean", digits(clean), ("the target",))]
-    for (title, detail), key in zip(ROWS, scored):
+    for (title, detail), key in zip(row_titles, scored):
         lines = (detail, psnr_ssim(scored[key])) if detail else (psnr_ssim(scored[key]),)
         rows.append(ui.DigitRow(title, digits(scored[key].images), lines, tooltip("psnr", "ssim", plain=True)))
     return ui.digit_rows_html(rows, 28 * SCALE)
@@ -127,7 +129,8 @@ def noise_level_and_results():
     level = st.slider("Noise level", 0.0, top, default, step, key=f"level_{kind}", help=LEVEL_HELP[kind])
     level = denoising.on_slider(kind, level)
     if clean is not None:
-        key = ("denoise", kind, seed, ui.fingerprint(clean), tuple((label, ui.identity(m)) for label, m in methods.items()))
+        # the key names everything `comparison` depends on (the labels give the row titles)
+        key = ("denoise", kind, seed, ui.fingerprint(clean), *((label, ui.identity(m)) for label, m in methods.items()))
         st.html(ui.ahead(key, level, denoising.slider_levels(kind), comparison))
     st.html(curve_chart(curves(kind, chart_keys, chart_methods), kind, level))
 
