@@ -65,11 +65,12 @@ setInterval(() => {
   window.__load.connected = now;
 }, 100);
 """
-# What the page shows now: first main image's src + all captions (timing, scores).
+# What the page shows now: every main image's src (st.image and st.html) + all captions (timing, scores).
 SNAPSHOT_JS = """() => {
-  const img = document.querySelector('[data-testid=stMain] [data-testid=stImage] img, [data-testid=stMain] [data-testid=stHtml] img');
+  const imgs = [...document.querySelectorAll(
+    '[data-testid=stMain] [data-testid=stImage] img, [data-testid=stMain] [data-testid=stHtml] img')];
   const caps = [...document.querySelectorAll('[data-testid=stMain] [data-testid=stCaptionContainer]')];
-  return (img ? img.src : '') + '|' + caps.map(c => c.innerText).join('|');
+  return imgs.map(i => i.src).join('|') + '|' + caps.map(c => c.innerText).join('|');
 }"""
 # True once a rerun has finished and the page differs from `before`.
 CHANGED_JS = """before => {
