@@ -4,6 +4,7 @@ nothing here does maths."""
 from __future__ import annotations
 
 import base64
+import collections
 import gc
 import hashlib
 import html
@@ -12,7 +13,7 @@ import itertools
 import logging
 import math
 import sys
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from dataclasses import dataclass
 from typing import Callable, Hashable, Sequence
 
@@ -286,9 +287,41 @@ def fingerprint(tensor: torch.Tensor) -> str:
     return hashlib.blake2b(tensor.detach().cpu().contiguous().numpy().tobytes(), digest_size=16).hexdigest()
 
 
-# Results a slider will ask for next are computed ahead, off the script thread: one worker for
-# the whole server (its CPU use is bounded whatever the number of sessions).
-_AHEAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aecore-ahead")
+class AheadWorker:
+    """One daemon thread for the whole server that runs the newest job first, with at most
+    `limit` jobs waiting: a new one pushes out the oldest (a user who moved on to other digits
+    no longer needs it; what it would have stored is computed on demand instead). So the CPU
+    spent ahead is bounded whatever the number of sessions and however fast they change things."""
+
+    def __init__(self, limit: int = 8):
+        self.limit, self._jobs, self._ready = limit, collections.OrderedDict(), threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, key: Hashable, job: Callable[[], None]) -> None:
+        with self._ready:
+            self._jobs[key] = job
+            self._jobs.move_to_end(key)
+            while len(self._jobs) > self.limit:
+                self._jobs.popitem(last=False)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="aecore-ahead", daemon=True)
+                self._thread.start()
+            self._ready.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._jobs:
+                    self._ready.wait()
+                _, job = self._jobs.popitem(last=True)
+            try:
+                job()
+            except Exception:   # the worker outlives a failing job
+                logging.getLogger(__name__).exception("a job computed ahead failed")
+
+
+# Results a slider will ask for next are computed ahead, off the script thread.
+_AHEAD = AheadWorker()
 _STARTED = object()   # store key: the background fill was handed to the worker
 
 
@@ -309,7 +342,8 @@ def ahead(key: Hashable, value: float, values: Sequence[float], compute: Callabl
         store[value] = compute(value)
     if store.setdefault(_STARTED, False) is False:
         store[_STARTED] = True
-        _AHEAD.submit(_fill, store, sorted(values, key=lambda v: abs(v - value)), compute)
+        nearest_first = sorted(values, key=lambda v: abs(v - value))
+        _AHEAD.submit(key, lambda: _fill(store, nearest_first, compute))
     return store[value]
 
 

@@ -81,3 +81,28 @@ def test_bar_chart_has_a_bar_per_value_from_zero():
     assert svg.count("<rect") == 4 and "code of &lt;m&gt;" in body
     heights = [float(part.split('height="')[1].split('"')[0]) for part in svg.split("<rect")[1:]]
     assert heights[2] == 0 and heights[3] > heights[1] > heights[0] > 0   # |3.25| > |-2| > |1.5|
+
+
+def test_ahead_worker_runs_the_newest_first_and_drops_the_oldest_waiting():
+    worker, ran, gate, lock = ui.AheadWorker(limit=3), [], threading.Event(), threading.Lock()
+
+    def job(name):
+        def run():
+            if name == "blocker":
+                gate.wait(10)
+            if name == "fails":
+                raise RuntimeError("a failing job")
+            with lock:
+                ran.append(name)
+        return run
+
+    worker.submit("blocker", job("blocker"))
+    wait_until(lambda: not worker._jobs)          # the blocker runs and holds the worker
+    for name in ("a", "b", "fails", "c", "d"):
+        worker.submit(name, job(name))            # 5 waiting for 3 places: a and b are dropped
+    gate.set()
+    wait_until(lambda: len(ran) == 3)
+    assert ran == ["blocker", "d", "c"]           # newest first; "fails" failed and the worker went on
+    worker.submit("e", job("e"))
+    wait_until(lambda: len(ran) == 4)
+    assert ran[-1] == "e"
