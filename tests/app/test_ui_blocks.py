@@ -106,3 +106,11 @@ def test_ahead_worker_runs_the_newest_first_and_drops_the_oldest_waiting():
     worker.submit("e", job("e"))
     wait_until(lambda: len(ran) == 4)
     assert ran[-1] == "e"
+
+
+def test_grid_shows_user_text_as_text_and_needs_a_caption_per_digit():
+    body = ui.digit_grid_html(["data:image/png;base64,AA=="], ['<a href="x">mine</a> · MSE 0.1'], 112)
+    assert "<a href" not in body and "&lt;a href=&quot;x&quot;&gt;mine&lt;/a&gt; · MSE 0.1" in body
+    assert 'image-rendering:pixelated' in body and body.count('width="112"') == 1
+    with pytest.raises(ValueError):
+        ui.digit_grid_html(["data:image/png;base64,AA=="], [], 112)
