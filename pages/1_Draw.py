@@ -103,27 +103,34 @@ def novelty_note(digit, models) -> None:
     (st.success if result.is_digit_like else st.warning)(text + note, icon=":material/search:")
 
 
-left, right = st.columns([3, 2])
-with left:
-    source = st.radio("Input", ["Draw", "Upload a picture"], horizontal=True, label_visibility="collapsed")
-    digit, start = canvas_input() if source == "Draw" else upload_input()
-models = ui.available_models()
-if digit is not None:
-    st.session_state["drawing"] = digit
-    right.html(ui.digit_grid_html([ui.digit_image(digit, 1)], ["what the models see: 28×28, MNIST-style"], 140))
-    if not models:
-        st.warning("No model is available: train one on the Train page.")
-        st.stop()
-    results = denoising.reconstructions(digit, models)
-    elapsed_ms = (time.perf_counter() - start) * 1000
-    with right:
-        novelty_note(digit, models)
-    st.subheader("Reconstructions")
-    labels = list(results)
-    st.html(ui.digit_grid_html([ui.digit_image(results[k].images[0], 1) for k in labels],
-                               [f"{k} · MSE {results[k].mean('mse'):.4f} · PSNR {results[k].mean('psnr'):.1f} dB"
-                                for k in labels], 112))
-    st.caption(f"Server compute only: preprocessing and {len(models)} models took {elapsed_ms:.0f} ms. "
-               "The pictures reach you after a round trip through Streamlit, which takes longer.")
-    label = st.selectbox("Show the code of", labels)
-    st.html(code_chart(denoising.code_of(models[label], digit), label))
+@st.fragment
+def drawing_and_results():
+    """The input and everything it changes. A stroke reruns only this part of the page (a
+    fragment): the title and captions above are neither rerun nor re-sent."""
+    left, right = st.columns([3, 2])
+    with left:
+        source = st.radio("Input", ["Draw", "Upload a picture"], horizontal=True, label_visibility="collapsed")
+        digit, start = canvas_input() if source == "Draw" else upload_input()
+    models = ui.available_models()
+    if digit is not None:
+        st.session_state["drawing"] = digit
+        right.html(ui.digit_grid_html([ui.digit_image(digit, 1)], ["what the models see: 28×28, MNIST-style"], 140))
+        if not models:
+            st.warning("No model is available: train one on the Train page.")
+            return
+        results = denoising.reconstructions(digit, models)
+        elapsed_ms = (time.perf_counter() - start) * 1000
+        with right:
+            novelty_note(digit, models)
+        st.subheader("Reconstructions")
+        labels = list(results)
+        st.html(ui.digit_grid_html([ui.digit_image(results[k].images[0], 1) for k in labels],
+                                   [f"{k} · MSE {results[k].mean('mse'):.4f} · PSNR {results[k].mean('psnr'):.1f} dB"
+                                    for k in labels], 112))
+        st.caption(f"Server compute only: preprocessing and {len(models)} models took {elapsed_ms:.0f} ms. "
+                   "The pictures reach you after a round trip through Streamlit, which takes longer.")
+        label = st.selectbox("Show the code of", labels)
+        st.html(code_chart(denoising.code_of(models[label], digit), label))
+
+
+drawing_and_results()
