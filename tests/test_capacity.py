@@ -26,6 +26,9 @@ def test_quick_capacity_run_completes_without_errors(quick):
     counts = {name: v["count"] for name, v in step["summary"].items()}
     # every session: open Draw, 3 strokes, open Denoise, 2 slider steps (nothing lost, nothing extra)
     assert counts == {"open Draw": 3, "stroke": 9, "open Denoise": 3, "slider": 6}
+    # as in a browser, a stroke and a slider step rerun only the page's fragment, not the page
+    fragments = {name: v["fragment_runs"] for name, v in step["summary"].items()}
+    assert fragments == {"open Draw": 0, "stroke": 9, "open Denoise": 0, "slider": 6}
     assert all(0 < s for name in ("stroke", "slider") for s in step["samples"][name])
     training = step["training"]
     assert training["started"] is True and training["running_at_end"] is True   # drawn while it trained

@@ -46,6 +46,7 @@ import psutil
 from locust import User, task
 from locust.env import Environment
 from locust.exception import StopUser
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from bench.capacity import forged
 from bench.capacity.protocol import ProtocolError, Session, drawing_sequences
@@ -73,6 +74,7 @@ class Step:
     sessions: int
     gc: str
     samples: dict = field(default_factory=dict)      # request name -> [seconds]
+    fragment_runs: dict = field(default_factory=dict)  # request name -> runs of one fragment only
     errors: list = field(default_factory=list)
     sessions_done: int = 0
     rss_mb: dict = field(default_factory=dict)       # before / peak / after
@@ -100,7 +102,8 @@ class Step:
                 and all(self.p(n, 95) <= P95_TARGET_S for n in INTERACTIONS))
 
     def summary(self) -> dict:
-        return {name: {"count": len(v), "p50_s": percentile(v, 50), "p95_s": percentile(v, 95), "max_s": max(v)}
+        return {name: {"count": len(v), "fragment_runs": self.fragment_runs.get(name, 0),
+                       "p50_s": percentile(v, 50), "p95_s": percentile(v, 95), "max_s": max(v)}
                 for name, v in self.samples.items() if v}
 
 
@@ -195,6 +198,8 @@ class DrawingUser(User):
             response_length=run.bytes_received if run is not None else 0,
             exception=None if error is None else RuntimeError(str(error)), context={})
         self.step.add(name, seconds, None if error is None else str(error)[:300])
+        if run is not None and run.status == ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY:
+            self.step.fragment_runs[name] = self.step.fragment_runs.get(name, 0) + 1
         if error is not None:
             raise StopUser()
 
@@ -241,11 +246,11 @@ class DrawingUser(User):
             if i and k == 0:   # Clear: the canvas gets a new key (a new, empty canvas)
                 clear = run.widget("button", "Clear")
                 run = self.interact("Clear", widgets={canvas.id: {"json_value": drawing[-1]},
-                                                      clear.id: {"trigger_value": True}})
+                                                      clear.id: {"trigger_value": True}}, fragment_id=clear.fragment)
                 canvas = run.widget("bidi_component", contains="drawable_canvas")
                 drawing = self.drawings[(self.index + i) % len(self.drawings)]
                 self.think()
-            run = self.interact("stroke", widgets={canvas.id: {"json_value": drawing[k]}})
+            run = self.interact("stroke", widgets={canvas.id: {"json_value": drawing[k]}}, fragment_id=canvas.fragment)
 
     def denoise(self) -> None:
         if not self.plan["moves"]:
@@ -259,7 +264,7 @@ class DrawingUser(User):
         for j in range(self.plan["moves"]):
             self.think()
             value = round(value + (step if j % 2 == 0 else -step), 6)
-            self.interact("slider", widgets={slider.id: {"double_array_value": [value]}})
+            self.interact("slider", widgets={slider.id: {"double_array_value": [value]}}, fragment_id=slider.fragment)
 
 
 def drawing_user_class(port: int, plan: dict, drawings: list, step: Step) -> type:
@@ -309,7 +314,7 @@ class Trainer:
     def _poll(self, run):
         interval, fragment = run.auto_rerun or (1.0, None)
         gevent.sleep(interval)
-        return self.session.rerun(self.state, fragment_id=fragment)
+        return self.session.rerun(self.state, fragment_id=fragment, auto=True)
 
     def _keep_polling(self) -> None:
         run = self.last

@@ -50,6 +50,7 @@ class Widget:
     id: str
     label: str
     proto: object = field(repr=False, default=None)
+    fragment: str = ""  # the st.fragment it is in: a change reruns only that fragment, as in a browser
 
 
 @dataclass
@@ -97,7 +98,7 @@ class Session:
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))   # loopback: no proxies
 
     # ------------------------------------------------------------------ sending
-    def _client_state(self, msg: BackMsg, page: str | None, fragment_id: str | None) -> None:
+    def _client_state(self, msg: BackMsg, page: str | None, fragment_id: str | None, auto: bool) -> None:
         cs = msg.rerun_script
         if page is not None and page not in self.pages:
             cs.page_name = page                      # first visit, as a deep link does
@@ -106,18 +107,20 @@ class Session:
         elif self.page_hash:
             cs.page_script_hash = self.page_hash
         if fragment_id:
-            cs.fragment_id, cs.is_auto_rerun = fragment_id, True
+            cs.fragment_id, cs.is_auto_rerun = fragment_id, auto
         ci = cs.context_info
         ci.timezone, ci.timezone_offset, ci.locale = "UTC", 0, "en-US"
         ci.url = f"{self.url}/{page or self.page_name or ''}"
         ci.is_embedded, ci.color_scheme = False, "light"
 
     def rerun(self, widgets: dict[str, dict] | None = None, page: str | None = None,
-              fragment_id: str | None = None) -> Run:
+              fragment_id: str | None = None, auto: bool = False) -> Run:
         """Send a rerun request with these widget states ({id: {"json_value": ...}} etc.) and
-        read until the script run finished. Raises ProtocolError on a close or a timeout."""
+        read until the script run finished. Raises ProtocolError on a close or a timeout.
+        `fragment_id`: rerun only that fragment, as the browser does when a widget inside one
+        changes (Widget.fragment) or, with `auto`, when a run_every fragment is due."""
         msg = BackMsg()
-        self._client_state(msg, page, fragment_id)
+        self._client_state(msg, page, fragment_id, auto)
         for wid, value in (widgets or {}).items():
             w = msg.rerun_script.widget_states.widgets.add()
             w.id = wid
@@ -172,7 +175,7 @@ class Session:
                 self.page_hash = nav.page_script_hash
                 self.page_name = next((n for n, h in self.pages.items() if h == self.page_hash), self.page_name)
             elif kind == "delta" and fm.delta.WhichOneof("type") == "new_element":
-                self._element(fm.delta.new_element, run)
+                self._element(fm.delta.new_element, run, fm.delta.fragment_id)
             elif kind == "auto_rerun":
                 run.auto_rerun = (fm.auto_rerun.interval, fm.auto_rerun.fragment_id)
             elif kind == "script_finished":
@@ -187,7 +190,7 @@ class Session:
         raise ProtocolError(f"more than {MAX_MESSAGES_PER_RUN} messages in one run")
 
     @staticmethod
-    def _element(el, run: Run) -> None:
+    def _element(el, run: Run, fragment: str) -> None:
         kind = el.WhichOneof("type")
         if kind is None:
             return
@@ -200,9 +203,9 @@ class Session:
             run.media += [i.url for i in sub.imgs if i.url.startswith("/media/")]
         wid = getattr(sub, "id", "")
         if kind == "bidi_component":
-            run.widgets.append(Widget(kind, wid, sub.component_name, sub))
+            run.widgets.append(Widget(kind, wid, sub.component_name, sub, fragment))
         elif isinstance(wid, str) and wid:
-            run.widgets.append(Widget(kind, wid, getattr(sub, "label", ""), sub))
+            run.widgets.append(Widget(kind, wid, getattr(sub, "label", ""), sub, fragment))
         run.texts += _element_texts(el, kind)
 
     def _fetch(self, urls: list[str]) -> None:
