@@ -23,20 +23,26 @@ slow each other (DESIGN.md measured 3–40× when they shared one). Messages com
 through a one-way pipe, sent by a thread in the worker so training never waits on a busy
 server; the server side waits on the pipe and the process sentinel together, so a worker
 that dies (SIGKILL, out of memory, a crash) is noticed at once, never waited on forever.
+A job's process runs niced (NICE, AECORE_TRAINING_NICE): on a machine whose cores the
+training fills, the server's sessions still get the CPU when a stroke arrives.
 Messages are pickles from our own worker code (the same trust as the code itself); a back
 end on other machines must keep that boundary, e.g. only run on nodes the server trusts.
 """
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import signal
 import threading
+import warnings
 from multiprocessing import connection
 from typing import Protocol
 
 PRELOAD = ["aecore.worker"]   # imported once by the fork server, shared by every job
 JOIN_S = 5.0                  # how long close() lets a worker finish before killing it
+NICE_ENV = "AECORE_TRAINING_NICE"
+NICE = 10                     # a job's process priority below the server's (Unix nice; 0 = the same)
 
 
 class WorkerLost(RuntimeError):
@@ -80,9 +86,10 @@ class ProcessLauncher:
     where = "in a process of its own on this server"   # for a page: where the jobs run
     note = None   # a line for the page when this back end stands in for another (aecore.ray_launcher)
 
-    def __init__(self, method: str = "forkserver"):
+    def __init__(self, method: str = "forkserver", nice: int | None = None):
         if method not in ("forkserver", "spawn"):
             raise ValueError(f"start method must be 'forkserver' or 'spawn', got {method!r}")
+        self.nice = default_nice() if nice is None else nice
         self.context = multiprocessing.get_context(method)
         if method == "forkserver":
             self.context.set_forkserver_preload(PRELOAD)
@@ -90,7 +97,7 @@ class ProcessLauncher:
     def launch(self, spec: dict) -> "ProcessHandle":
         reader, writer = self.context.Pipe(duplex=False)
         stop = self.context.Event()
-        process = self.context.Process(target=_child, args=(spec, writer, stop), daemon=True,
+        process = self.context.Process(target=_child, args=(spec, writer, stop, self.nice), daemon=True,
                                        name="aecore-training")
         try:
             process.start()
@@ -128,10 +135,28 @@ class ProcessHandle:
         self._reader.close()
 
 
-def _child(spec: dict, writer, stop) -> None:
+def default_nice() -> int:
+    """AECORE_TRAINING_NICE (0-19), else NICE: how far below the server a job's process runs."""
+    value = os.environ.get(NICE_ENV, "").strip()
+    if value.isdigit() and int(value) <= 19:
+        return int(value)
+    if value:
+        warnings.warn(f"{NICE_ENV}={value!r} is not a whole number from 0 to 19; using {NICE}", stacklevel=2)
+    return NICE
+
+
+def _child(spec: dict, writer, stop, nice: int = 0) -> None:
     """The job's process: run the worker, sending from a thread so a slow reader never
-    holds up training. If the server is gone (its end of the pipe closed), stop."""
+    holds up training. If the server is gone (its end of the pipe closed), stop. `nice`:
+    the process yields the CPU to the server's sessions (a stroke waits on no training) and
+    still takes every cycle they leave."""
     from .worker import run
+
+    if nice > 0:
+        try:
+            os.nice(nice)
+        except OSError:   # not allowed here: run at the server's priority
+            pass
 
     outbox, lost = queue.SimpleQueue(), threading.Event()
 

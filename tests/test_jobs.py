@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import aecore
-from aecore import jobs
+from aecore import jobs, launcher
 from aecore.jobs import DONE, FAILED, QUEUED, RUNNING, STOPPED, Scheduler, TrainingJob
-from aecore.launcher import describe_exit
+from aecore.launcher import ProcessLauncher, describe_exit
 from aecore.models import UnknownModelError
 from aecore.trainer import ConfigError, TrainConfig
 
@@ -291,6 +291,30 @@ def test_slots_and_queue_length_are_settings(monkeypatch):
     monkeypatch.setenv(jobs.SLOTS_ENV, "many")
     with pytest.warns(UserWarning, match="AECORE_TRAINING_SLOTS='many' is not a whole number"):
         assert Scheduler().slots == max(1, os.cpu_count() - 1)
+
+
+def test_a_job_runs_below_the_servers_priority_and_still_trains(data):
+    """A stroke must not wait for a training: the job's process is niced (AECORE_TRAINING_NICE,
+    default launcher.NICE), so the server's sessions get the CPU first and the job every
+    cycle they leave."""
+    scheduler = Scheduler(slots=1)
+    job = make(data, **FOREVER)
+    scheduler.submit(job)
+    wait_until(lambda: job.view().history["epoch"])
+    assert os.getpriority(os.PRIO_PROCESS, job.pid) == min(19, os.nice(0) + launcher.NICE)
+    job.stop()
+    assert job.wait(15) and job.state == STOPPED
+
+
+def test_the_training_priority_is_a_setting(monkeypatch):
+    monkeypatch.setenv(launcher.NICE_ENV, "3")
+    assert ProcessLauncher().nice == 3
+    monkeypatch.setenv(launcher.NICE_ENV, "0")
+    assert ProcessLauncher().nice == 0   # the server's own priority
+    for bad in ("-5", "20", "low"):
+        monkeypatch.setenv(launcher.NICE_ENV, bad)
+        with pytest.warns(UserWarning, match=f"AECORE_TRAINING_NICE='{bad}' is not a whole number from 0 to 19"):
+            assert ProcessLauncher().nice == launcher.NICE
 
 
 def test_a_job_whose_session_is_gone_stops_itself(data):
