@@ -228,6 +228,21 @@ class DigitRow:
     help: str | None = None          # plain text shown on hover over the last line
 
 
+class SafeHtml(str):
+    """HTML made by this module's builders (digit_rows_html, digit_grid_html, the SVG charts),
+    every runtime string in it escaped. `show_html` renders only this type: a page cannot
+    hand st.html a string it built itself (tests/test_security.py checks that no other code
+    calls st.html with anything but a literal)."""
+
+
+def show_html(block: SafeHtml, where=None) -> None:
+    """Render `block` with st.html in `where` (a container; the page by default): the one
+    place the app renders HTML built at run time."""
+    if not isinstance(block, SafeHtml):
+        raise TypeError("show_html renders only HTML made by ui's escaping builders (SafeHtml)")
+    (where or st).html(block)
+
+
 # Inline styles, not a <style> block: a new <style> in every rerun's HTML makes the browser
 # recompute the whole page's styles on each slider step.
 _ROWS = "display:flex;flex-direction:column;gap:.75rem"
@@ -237,7 +252,7 @@ _LINE = "display:block;color:rgba(49,51,63,.6);font-size:.875rem"
 _DIGITS = "flex:5 1 16rem;display:flex;flex-wrap:wrap;gap:.5rem"
 
 
-def digit_rows_html(rows: Sequence[DigitRow], width: int) -> str:
+def digit_rows_html(rows: Sequence[DigitRow], width: int) -> SafeHtml:
     """Rows of digits as ONE st.html block: each row's title and captions on the left, its
     digits (`width` px each) wrapping on the right, under the title on a phone. One element
     however many rows and digits: what a rerun re-sends and the browser redraws is one
@@ -250,23 +265,23 @@ def digit_rows_html(rows: Sequence[DigitRow], width: int) -> str:
             lines[-1] = (f'<small style="{_LINE};cursor:help;text-decoration:underline dotted" '
                          f'title="{html.escape(row.help)}">{html.escape(row.lines[-1])}</small>')
         title = html.escape(row.title)
-        images = "".join(f'<img src="{url}" width="{width}" height="{width}" alt="{title}, digit {i + 1}" '
+        images = "".join(f'<img src="{html.escape(url)}" width="{width}" height="{width}" alt="{title}, digit {i + 1}" '
                          f'style="display:block;image-rendering:pixelated">' for i, url in enumerate(row.images))
         out.append(f'<div style="{_ROW}"><div style="{_LABEL}"><strong>{title}</strong>{"".join(lines)}</div>'
                    f'<div style="{_DIGITS}">{images}</div></div>')
-    return "".join(out) + "</div>"
+    return SafeHtml("".join(out) + "</div>")
 
 
-def digit_grid_html(urls: Sequence[str], captions: Sequence[str], width: int) -> str:
+def digit_grid_html(urls: Sequence[str], captions: Sequence[str], width: int) -> SafeHtml:
     """Digits with a caption under each, wrapping to as many per line as the screen holds, as
     ONE st.html block (see digit_rows_html). The URLs may be 28x28 PNGs: the browser enlarges
     them to `width` px without smoothing, so pixels stay visible."""
-    items = "".join(f'<figure style="margin:0;width:{width}px"><img src="{url}" width="{width}" height="{width}" '
+    items = "".join(f'<figure style="margin:0;width:{width}px"><img src="{html.escape(url)}" width="{width}" height="{width}" '
                     f'alt="{html.escape(caption)}" style="display:block;image-rendering:pixelated">'
                     f'<figcaption style="{_LINE};text-align:center;overflow-wrap:anywhere;margin-top:.25rem">'
                     f'{html.escape(caption)}</figcaption></figure>'
                     for url, caption in zip(urls, captions, strict=True))
-    return f'<div class="digit-grid" style="display:flex;flex-wrap:wrap;gap:.75rem 1rem">{items}</div>'
+    return SafeHtml(f'<div class="digit-grid" style="display:flex;flex-wrap:wrap;gap:.75rem 1rem">{items}</div>')
 
 
 _identities = itertools.count()
@@ -400,7 +415,7 @@ class _Frame:
         self.parts.append(f'<text x="{self.x(value):.1f}" y="{self.h - self.bottom + 18}" text-anchor="middle" '
                           f'fill="{_GREY}">{html.escape(text)}</text>')
 
-    def html(self, title: str, alt: str, legend: Sequence[tuple[str, str]] = ()) -> str:
+    def as_html(self, title: str, alt: str, legend: Sequence[tuple[str, str]] = ()) -> SafeHtml:
         """Title, legend ((name, colour) pairs) and the SVG as an image: st.html keeps only HTML,
         so the chart travels as a picture the browser draws as part of one element."""
         svg = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {self.w} {self.h}" width="{self.w}" '
@@ -410,7 +425,7 @@ class _Frame:
                        f'background:{colour};vertical-align:middle;margin-right:.3em"></span>{html.escape(name)}</span>'
                        for name, colour in legend)
         url = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
-        return (f'<div class="svg-chart"><div style="font-weight:600;margin-bottom:.25rem">{html.escape(title)}</div>'
+        return SafeHtml(f'<div class="svg-chart"><div style="font-weight:600;margin-bottom:.25rem">{html.escape(title)}</div>'
                 + (f'<div style="display:flex;flex-wrap:wrap;gap:.25rem 1rem;font-size:.875rem">{keys}</div>'
                    if keys else "")
                 + f'<img src="{url}" alt="{html.escape(alt)}" style="display:block;width:100%;'
@@ -418,9 +433,9 @@ class _Frame:
 
 
 def line_chart_svg(xs: Sequence[float], series: dict[str, Sequence[float]], *, marker: float, title: str,
-                   x_title: str, y_title: str) -> str:
+                   x_title: str, y_title: str) -> SafeHtml:
     """A line chart for st.html (one line per series, a dashed line at `marker`): no charting
-    library runs when a slider step moves the marker (`_Frame.html`)."""
+    library runs when a slider step moves the marker (`_Frame.as_html`)."""
     frame = _Frame(min(0.0, min(xs)), max(xs), [y for ys in series.values() for y in ys], x_title, y_title)
     for x in xs:
         frame.x_label(x, f"{x:g}")
@@ -435,12 +450,12 @@ def line_chart_svg(xs: Sequence[float], series: dict[str, Sequence[float]], *, m
     frame.parts.append(f'<line x1="{at:.1f}" x2="{at:.1f}" y1="{frame.top}" y2="{frame.h - frame.bottom}" '
                        f'stroke="grey" stroke-dasharray="5 4"/><text x="{at + 4:.1f}" y="{frame.top + 14}" '
                        f'fill="grey">level {marker:g}</text>')
-    return frame.html(title, f"{title}, level {marker:g} marked", legend)
+    return frame.as_html(title, f"{title}, level {marker:g} marked", legend)
 
 
-def bar_chart_svg(values: Sequence[float], *, title: str, x_title: str, y_title: str) -> str:
+def bar_chart_svg(values: Sequence[float], *, title: str, x_title: str, y_title: str) -> SafeHtml:
     """A bar per value (x = its index) from zero, for st.html: a stroke that changes every bar
-    runs no charting library (`_Frame.html`)."""
+    runs no charting library (`_Frame.as_html`)."""
     n = max(len(values), 1)
     frame = _Frame(-0.5, n - 0.5, [0.0, *values], x_title, y_title)
     for i in nice_ticks(0, n - 1):
@@ -450,4 +465,4 @@ def bar_chart_svg(values: Sequence[float], *, title: str, x_title: str, y_title:
     zero = frame.y(0.0)
     frame.parts += [f'<rect x="{frame.x(i) - width / 2:.2f}" y="{min(zero, frame.y(v)):.2f}" width="{width:.2f}" '
                     f'height="{abs(frame.y(v) - zero):.2f}" fill="#4c78a8"/>' for i, v in enumerate(values)]
-    return frame.html(title, f"{title}: {len(values)} values")
+    return frame.as_html(title, f"{title}: {len(values)} values")

@@ -86,7 +86,7 @@ def literal(text: str) -> str:
     return f"{fence} {text} {fence}"
 
 
-def code_chart(code, label) -> str:
+def code_chart(code, label) -> ui.SafeHtml:
     """The code as bars, one st.html element (ui.bar_chart_svg): a stroke redraws no charting library."""
     return ui.bar_chart_svg([float(v) for v in code], title=f"code of {label}", x_title="code unit", y_title="value")
 
@@ -114,7 +114,8 @@ def drawing_and_results():
     models = ui.available_models()
     if digit is not None:
         st.session_state["drawing"] = digit
-        right.html(ui.digit_grid_html([ui.digit_image(digit, 1)], ["what the models see: 28×28, MNIST-style"], 140))
+        ui.show_html(ui.digit_grid_html([ui.digit_image(digit, 1)], ["what the models see: 28×28, MNIST-style"], 140),
+                     right)
         if not models:
             st.warning("No model is available: train one on the Train page.")
             return
@@ -124,13 +125,13 @@ def drawing_and_results():
             novelty_note(digit, models)
         st.subheader("Reconstructions")
         labels = list(results)
-        st.html(ui.digit_grid_html([ui.digit_image(results[k].images[0], 1) for k in labels],
-                                   [f"{k} · MSE {results[k].mean('mse'):.4f} · PSNR {results[k].mean('psnr'):.1f} dB"
-                                    for k in labels], 112))
+        ui.show_html(ui.digit_grid_html([ui.digit_image(results[k].images[0], 1) for k in labels],
+                                        [f"{k} · MSE {results[k].mean('mse'):.4f} · PSNR {results[k].mean('psnr'):.1f} dB"
+                                         for k in labels], 112))
         st.caption(f"Server compute only: preprocessing and {len(models)} models took {elapsed_ms:.0f} ms. "
                    "The pictures reach you after a round trip through Streamlit, which takes longer.")
         label = st.selectbox("Show the code of", labels)
-        st.html(code_chart(denoising.code_of(models[label], digit), label))
+        ui.show_html(code_chart(denoising.code_of(models[label], digit), label))
 
 
 drawing_and_results()

@@ -53,7 +53,7 @@ def digits(images) -> tuple[str, ...]:
     return tuple(ui.digit_image(image, 1) for image in images)
 
 
-def curve_chart(curve, kind, level) -> str:
+def curve_chart(curve, kind, level) -> ui.SafeHtml:
     """PSNR against noise level, the slider's level marked: an SVG picture in one st.html
     element (ui.line_chart_svg), so a slider step redraws no charting library."""
     return ui.line_chart_svg(denoising.curve_levels(kind), curve, marker=level,
@@ -109,7 +109,7 @@ row_titles = (("noisy", None), ("denoiser", denoiser_name(den_label)), ("plain A
               ("classic", filter_label))
 
 
-def comparison(level) -> str:
+def comparison(level) -> ui.SafeHtml:
     """The five rows at `level` (clean, noisy, then `methods` in order), as one HTML block.
     Also runs ahead on a background thread (ui.ahead): no Streamlit calls here."""
     scored = denoising.compare(clean, kind, level, seed, methods)   # noisy input, then `methods`
@@ -131,8 +131,8 @@ def noise_level_and_results():
     if clean is not None:
         # the key names everything `comparison` depends on (the labels give the row titles)
         key = ("denoise", kind, seed, ui.fingerprint(clean), *((label, ui.identity(m)) for label, m in methods.items()))
-        st.html(ui.ahead(key, level, denoising.slider_levels(kind), comparison))
-    st.html(curve_chart(curves(kind, chart_keys, chart_methods), kind, level))
+        ui.show_html(ui.ahead(key, level, denoising.slider_levels(kind), comparison))
+    ui.show_html(curve_chart(curves(kind, chart_keys, chart_methods), kind, level))
 
 
 noise_level_and_results()

@@ -200,16 +200,23 @@ def _is_false_or_absent(node) -> bool:
     return node is None or (isinstance(node, ast.Constant) and node.value is False)
 
 
+SAFE_HTML_SINK = "show_html"   # ui.show_html: renders only ui.SafeHtml (escaped by ui's builders)
+
+
 def unsafe_html(source: str, path: Path = Path("x.py")) -> list[str]:
     """HTML rendered from anything but a literal string: unsafe_allow_html=True with a
-    non-literal body, st.html / components.html of a non-literal."""
+    non-literal body, st.html / components.html or any container's .html of a non-literal,
+    outside the one sink that checks its argument's type (ui.show_html)."""
     found = []
-    for node in ast.walk(ast.parse(source)):
-        if not isinstance(node, ast.Call):
+    tree = ast.parse(source)
+    sink = {id(n) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == SAFE_HTML_SINK
+            for n in ast.walk(f)}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or id(node) in sink:
             continue
         name = _name(node.func)
         html_call = _is_true(_keyword(node, "unsafe_allow_html")) or name in (
-            "st.html", "html", "components.html", "components.iframe")
+            "html", "components.html", "components.iframe") or name.endswith(".html")
         body = node.args[0] if node.args else _keyword(node, "body")
         if html_call and not (isinstance(body, ast.Constant) and isinstance(body.value, str)):
             found.append(f"{path.name}:{node.lineno}: {name} renders HTML built at run time")
@@ -273,6 +280,7 @@ def test_checkpoints_are_loaded_with_weights_only():
     (unsafe_html, "st.markdown(f'<b>{name}</b>', unsafe_allow_html=True)",
      "st.markdown('<br>', unsafe_allow_html=True)"),
     (unsafe_html, "st.html('<p>' + name)", "st.markdown(f'**{name}**')"),
+    (unsafe_html, "right.html(f'<p>{name}</p>')", "ui.show_html(ui.digit_grid_html(urls, names, 84), right)"),
     (file_access, "open(name).read()", "st.image(pixels)"),
     (file_access, "Path(st.text_input('file')).read_bytes()", "Path(upload.name).stem"),
     (file_access, "aecore.load_checkpoint(st.text_input('path'))", "aecore.load_checkpoint(up.getvalue())"),

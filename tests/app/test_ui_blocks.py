@@ -114,3 +114,11 @@ def test_grid_shows_user_text_as_text_and_needs_a_caption_per_digit():
     assert 'image-rendering:pixelated' in body and body.count('width="112"') == 1
     with pytest.raises(ValueError):
         ui.digit_grid_html(["data:image/png;base64,AA=="], [], 112)
+
+
+def test_show_html_renders_only_what_the_escaping_builders_made():
+    """The app's one sink for HTML built at run time refuses a page's own string."""
+    with pytest.raises(TypeError, match="only HTML made by ui's escaping builders"):
+        ui.show_html("<img src=x onerror=alert(1)>")
+    assert isinstance(ui.digit_grid_html(["data:,"], ["<b>"], 28), ui.SafeHtml)
+    assert isinstance(ui.bar_chart_svg([1.0], title="t", x_title="x", y_title="y"), ui.SafeHtml)
