@@ -252,6 +252,12 @@ _LINE = "display:block;color:rgba(49,51,63,.6);font-size:.875rem"
 _DIGITS = "flex:5 1 16rem;display:flex;flex-wrap:wrap;gap:.5rem"
 
 
+def _digit_img(url: str, width: int, alt: str) -> str:
+    """One digit's <img>, enlarged to `width` px without smoothing (`alt` already escaped)."""
+    return (f'<img src="{html.escape(url)}" width="{width}" height="{width}" alt="{alt}" '
+            f'style="display:block;image-rendering:pixelated">')
+
+
 def digit_rows_html(rows: Sequence[DigitRow], width: int) -> SafeHtml:
     """Rows of digits as ONE st.html block: each row's title and captions on the left, its
     digits (`width` px each) wrapping on the right, under the title on a phone. One element
@@ -265,8 +271,7 @@ def digit_rows_html(rows: Sequence[DigitRow], width: int) -> SafeHtml:
             lines[-1] = (f'<small style="{_LINE};cursor:help;text-decoration:underline dotted" '
                          f'title="{html.escape(row.help)}">{html.escape(row.lines[-1])}</small>')
         title = html.escape(row.title)
-        images = "".join(f'<img src="{html.escape(url)}" width="{width}" height="{width}" alt="{title}, digit {i + 1}" '
-                         f'style="display:block;image-rendering:pixelated">' for i, url in enumerate(row.images))
+        images = "".join(_digit_img(url, width, f"{title}, digit {i + 1}") for i, url in enumerate(row.images))
         out.append(f'<div style="{_ROW}"><div style="{_LABEL}"><strong>{title}</strong>{"".join(lines)}</div>'
                    f'<div style="{_DIGITS}">{images}</div></div>')
     return SafeHtml("".join(out) + "</div>")
@@ -276,8 +281,7 @@ def digit_grid_html(urls: Sequence[str], captions: Sequence[str], width: int) ->
     """Digits with a caption under each, wrapping to as many per line as the screen holds, as
     ONE st.html block (see digit_rows_html). The URLs may be 28x28 PNGs: the browser enlarges
     them to `width` px without smoothing, so pixels stay visible."""
-    items = "".join(f'<figure style="margin:0;width:{width}px"><img src="{html.escape(url)}" width="{width}" height="{width}" '
-                    f'alt="{html.escape(caption)}" style="display:block;image-rendering:pixelated">'
+    items = "".join(f'<figure style="margin:0;width:{width}px">{_digit_img(url, width, html.escape(caption))}'
                     f'<figcaption style="{_LINE};text-align:center;overflow-wrap:anywhere;margin-top:.25rem">'
                     f'{html.escape(caption)}</figcaption></figure>'
                     for url, caption in zip(urls, captions, strict=True))
@@ -355,7 +359,7 @@ def ahead(key: Hashable, value: float, values: Sequence[float], compute: Callabl
     store = _ahead_store(key)
     if value not in store:
         store[value] = compute(value)
-    if store.setdefault(_STARTED, False) is False:
+    if _STARTED not in store:
         store[_STARTED] = True
         nearest_first = sorted(values, key=lambda v: abs(v - value))
         _AHEAD.submit(key, lambda: _fill(store, nearest_first, compute))
