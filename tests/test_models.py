@@ -71,6 +71,8 @@ def test_unknown_option_names_the_valid_ones():
     ("conv_upsample", {"encoder_convs": 2.5}, "encoder_convs must be a whole number from 1 to 4"),
     ("conv_upsample", {"decoder_convs": 5}, "decoder_convs must be a whole number from 1 to 4"),
     ("vae", {"decoder_convs": True}, "decoder_convs must be a whole number from 1 to 4"),
+    ("conv_upsample", {"full_res_convs": -1}, "full_res_convs must be a whole number from 0 to 4"),
+    ("conv_upsample", {"full_res_convs": 1, "upsample": "transpose4"}, "full_res_convs needs upsample='resize'"),
 ])
 def test_bad_config_is_refused(name, config, message):
     with pytest.raises(ValueError, match=message):
@@ -103,6 +105,22 @@ def test_encoder_convs_adds_convolutions_at_each_resolution():
     assert (convs(one), convs(three)) == (2, 6)
     x = torch.rand(4, 1, 28, 28)
     assert three.encode(x).shape == (4, 16) and three.reconstruct(x).shape == x.shape
+
+
+def test_full_res_convs_work_at_28x28_in_encoder_and_decoder():
+    from torch import nn
+    seen = []
+    model = aecore.create_model("conv_upsample", code_size=16, width=8, full_res_convs=2)
+    for layer in model.modules():
+        if isinstance(layer, nn.Conv2d):
+            layer.register_forward_hook(lambda m, i, o: seen.append((o.shape[-1], m.stride[0])))
+    x = torch.rand(4, 1, 28, 28)
+    assert model.reconstruct(x).shape == x.shape
+    plain = sum(isinstance(m, nn.Conv2d) for m in aecore.create_model("conv_upsample", code_size=16, width=8).modules())
+    # two more at 28x28 (stride 1) before the encoder's first stride, two more before the output
+    assert seen[:3] == [(28, 1), (28, 1), (14, 2)] and seen[-3:] == [(28, 1), (28, 1), (28, 1)]
+    assert len(seen) == plain + 4
+    assert aecore.create_model("conv_upsample", code_size=16, width=8).config["full_res_convs"] == 0
 
 
 @pytest.mark.parametrize("name", ["conv_upsample", "vae"])

@@ -36,20 +36,25 @@ class ConvAutoencoder(Autoencoder):
             nn.ConvTranspose2d(16, 1, 2, stride=2))                       # (B,1,28,28) logits
 
 
-def conv_encoder(width: int, code_size: int, convs: int = 1) -> nn.Sequential:
-    """(B,1,28,28) -> (B,code_size): two strided convolutions, each followed by `convs` - 1
-    more 3x3 convolutions at its resolution (more nonlinear steps before the code: what a
-    denoiser of heavy noise needs), then a linear layer."""
+def conv_encoder(width: int, code_size: int, convs: int = 1, full_res: int = 0) -> nn.Sequential:
+    """(B,1,28,28) -> (B,code_size): `full_res` 3x3 convolutions at 28x28 (w/2 channels; 0:
+    none, the input goes straight to the first stride), two strided convolutions, each
+    followed by `convs` - 1 more 3x3 convolutions at its resolution (more nonlinear steps
+    before the code: what a denoiser of heavy noise needs), then a linear layer."""
     _check_convs("encoder_convs", convs)
+    _check_convs("full_res_convs", full_res, lo=0)
+    half = max(width // 2, 1)
+    stem = [m for i in range(full_res) for m in (nn.Conv2d(1 if i == 0 else half, half, 3, padding=1), nn.ReLU())]
     return nn.Sequential(
-        nn.Conv2d(1, width, 3, stride=2, padding=1), nn.ReLU(), *_extra_convs(width, convs),              # (B,w,14,14)
+        *stem,                                                                                            # (B,w/2,28,28)
+        nn.Conv2d(half if full_res else 1, width, 3, stride=2, padding=1), nn.ReLU(), *_extra_convs(width, convs),  # (B,w,14,14)
         nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(), *_extra_convs(2 * width, convs),  # (B,2w,7,7)
         nn.Flatten(), nn.Linear(2 * width * 49, code_size))
 
 
-def _check_convs(name: str, convs) -> None:
-    if not isinstance(convs, int) or isinstance(convs, bool) or not 1 <= convs <= 4:
-        raise ValueError(f"{name} must be a whole number from 1 to 4, got {convs!r}")
+def _check_convs(name: str, convs, lo: int = 1) -> None:
+    if not isinstance(convs, int) or isinstance(convs, bool) or not lo <= convs <= 4:
+        raise ValueError(f"{name} must be a whole number from {lo} to 4, got {convs!r}")
 
 
 def _extra_convs(channels: int, convs: int) -> list[nn.Module]:
@@ -76,14 +81,18 @@ def upsample_x2(c_in: int, c_out: int, upsample: str, mode: str) -> list[nn.Modu
 
 
 def upsample_decoder(width: int, code_size: int, mode: str = "nearest", upsample: str = "resize",
-                     convs: int = 1) -> nn.Sequential:
+                     convs: int = 1, full_res: int = 0) -> nn.Sequential:
     """(B,code_size) -> (B,1,28,28) logits: linear to (2w,7,7), then twice double the
     resolution (`upsample_x2`) with a 3x3 convolution between. Resize: resize + conv
     w -> w/2, then a 3x3 conv to the output. Transposed: the second transposed convolution
     paints the output itself (w -> 1), as the course decoder's last layer does, so
     what its overlap does to the pixels is not smoothed away. `convs` - 1 more 3x3
-    convolutions at 7x7 and at 14x14 mirror the encoder's `convs` (a deeper decoder)."""
+    convolutions at 7x7 and at 14x14 mirror the encoder's `convs` (a deeper decoder), and
+    `full_res` more at 28x28 (w/2 channels) the encoder's (resize only)."""
     _check_convs("decoder_convs", convs)
+    _check_convs("full_res_convs", full_res, lo=0)
+    if full_res and upsample != "resize":
+        raise ValueError("full_res_convs needs upsample='resize' (a transposed convolution paints the output itself)")
     if mode not in ("nearest", "bilinear"):
         raise ValueError(f"mode must be 'nearest' or 'bilinear', got {mode!r}")
     if upsample not in UPSAMPLES:
@@ -95,7 +104,8 @@ def upsample_decoder(width: int, code_size: int, mode: str = "nearest", upsample
               *upsample_x2(2 * w, w, upsample, mode), nn.ReLU(),                  # (B,w,14,14)
               nn.Conv2d(w, w, 3, padding=1), nn.ReLU(), *_extra_convs(w, convs)]
     if upsample == "resize":
-        layers += [*upsample_x2(w, half, upsample, mode), nn.ReLU(), nn.Conv2d(half, 1, 3, padding=1)]
+        layers += [*upsample_x2(w, half, upsample, mode), nn.ReLU(), *_extra_convs(half, full_res + 1),
+                   nn.Conv2d(half, 1, 3, padding=1)]
     else:
         layers += upsample_x2(w, 1, upsample, mode)                               # (B,1,28,28)
     return nn.Sequential(*layers)
@@ -104,12 +114,15 @@ def upsample_decoder(width: int, code_size: int, mode: str = "nearest", upsample
 class UpsampleConvAutoencoder(Autoencoder):
     """Strided-conv encoder to a dense code of any size; upsample + conv decoder
     (`upsample`: "resize", or "transpose2|3|4" for a transposed convolution of that kernel;
-    `encoder_convs`, `decoder_convs`: 3x3 convolutions per resolution in the encoder, decoder)."""
+    `encoder_convs`, `decoder_convs`: 3x3 convolutions per resolution in the encoder, decoder;
+    `full_res_convs`: 3x3 convolutions at full resolution in each, before the encoder's first
+    stride and before the decoder's output, where a denoiser sees single noisy pixels)."""
 
     def __init__(self, *, code_size: int = 32, width: int = 24, mode: str = "nearest",
-                 upsample: str = "resize", encoder_convs: int = 1, decoder_convs: int = 1):
+                 upsample: str = "resize", encoder_convs: int = 1, decoder_convs: int = 1,
+                 full_res_convs: int = 0):
         super().__init__()
         check_positive(code_size=code_size, width=width)
         self.code_size = code_size
-        self.encoder = conv_encoder(width, code_size, encoder_convs)
-        self.decoder = upsample_decoder(width, code_size, mode, upsample, decoder_convs)
+        self.encoder = conv_encoder(width, code_size, encoder_convs, full_res_convs)
+        self.decoder = upsample_decoder(width, code_size, mode, upsample, decoder_convs, full_res_convs)
