@@ -36,6 +36,7 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--channels", type=int, default=16)
     p.add_argument("--width", type=int, default=64)
+    p.add_argument("--fine", type=int, default=16, help="the synthesis' channels at 14x14")
     p.add_argument("--lambdas", default=None, help="comma-separated λ ladder (bits per unit SSE)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--noise-steps", type=float, default=0.5,
@@ -63,7 +64,7 @@ def main(argv=None) -> int:
     from . import rdcodec
 
     lambdas = [float(v) for v in args.lambdas.split(",")] if args.lambdas else list(rdcodec.DEFAULT_LAMBDAS)
-    model = rdcodec.RDCodec(channels=args.channels, width=args.width, lambdas=lambdas)
+    model = rdcodec.RDCodec(channels=args.channels, width=args.width, lambdas=lambdas, fine=args.fine)
     K, D = model.levels, model.code_size
     ebs = torch.nn.ModuleList([EntropyBottleneck(D, init_scale=args.init_scale) for _ in range(K)])
     precision, note = resolve_precision(args.precision, torch.device("cpu"))

@@ -38,15 +38,16 @@ def analysis(channels: int, width: int) -> nn.Sequential:
         nn.Conv2d(width, channels, 3, padding=1))
 
 
-def synthesis(channels: int, width: int) -> nn.Sequential:
-    """y_hat (B,channels,7,7) -> logits (B,1,28,28); all heavy work at 7x7."""
+def synthesis(channels: int, width: int, fine: int = 16) -> nn.Sequential:
+    """y_hat (B,channels,7,7) -> logits (B,1,28,28); the heavy work at 7x7, then `fine`
+    channels at 14x14 (what the finest detail, and so the top of the rate ladder, has)."""
     return nn.Sequential(
         nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(inplace=True),
         nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
         nn.Conv2d(width, width, 1), nn.ReLU(inplace=True),
-        nn.Conv2d(width, 64, 1), nn.PixelShuffle(2), nn.ReLU(inplace=True),         # (16,14,14)
-        nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(16, 4, 3, padding=1), nn.PixelShuffle(2))             # (1,28,28)
+        nn.Conv2d(width, 4 * fine, 1), nn.PixelShuffle(2), nn.ReLU(inplace=True),   # (fine,14,14)
+        nn.Conv2d(fine, fine, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(fine, 4, 3, padding=1), nn.PixelShuffle(2))           # (1,28,28)
 
 
 class RDCodec(nn.Module):
@@ -54,18 +55,20 @@ class RDCodec(nn.Module):
 
     name = NAME
 
-    def __init__(self, *, channels: int = 16, width: int = 64, lambdas=DEFAULT_LAMBDAS):
+    def __init__(self, *, channels: int = 16, width: int = 64, lambdas=DEFAULT_LAMBDAS, fine: int = 16):
         super().__init__()
-        if not (1 <= channels <= 64 and 8 <= width <= 256 and width % 2 == 0):
-            raise ValueError(f"channels 1..64 and an even width 8..256 expected, got {channels}, {width}")
+        if not (1 <= channels <= 64 and 8 <= width <= 256 and width % 2 == 0 and 4 <= fine <= 128):
+            raise ValueError(f"channels 1..64, an even width 8..256 and fine 4..128 expected, "
+                             f"got {channels}, {width}, {fine}")
         lambdas = [float(v) for v in lambdas]
         if not 1 <= len(lambdas) <= 16 or not all(0 < v < 1e7 for v in lambdas):
             raise ValueError(f"1 to 16 positive lambdas expected, got {lambdas}")
-        self.config = {"channels": channels, "width": width, "lambdas": lambdas}
+        # "fine" is recorded only where it is not the 16 that codecs had before it was an option
+        self.config = {"channels": channels, "width": width, "lambdas": lambdas} | ({"fine": fine} if fine != 16 else {})
         self.channels, self.lambdas = channels, lambdas
         self.code_size = channels * SIDE * SIDE
         self.analysis = analysis(channels, width)
-        self.synthesis = synthesis(channels, width)
+        self.synthesis = synthesis(channels, width, fine)
         k = len(lambdas)
         init = torch.linspace(-1.0, 1.5, k)[:, None].repeat(1, self.code_size) if k > 1 else \
             torch.zeros(1, self.code_size)
