@@ -59,12 +59,15 @@ def pick_model(names) -> tuple[str | None, bool]:
 
 
 @torch.no_grad()
-def errors(model, images: torch.Tensor, batch: int = 1000) -> np.ndarray:
+def errors(model, images: torch.Tensor, batch: int = 1000, reconstructions: torch.Tensor | None = None) -> np.ndarray:
     """Per-image relative squared error of `model.reconstruct` on (N,1,28,28) images in
     [0,1]: sum((x̂ - x)²) / sum(x²), -> (N,) float64. An image with (almost) no ink is
-    divided by INK_FLOOR instead, so a blank image gives a finite number."""
-    model.eval()
-    err = mse(in_batches(model.reconstruct, images, batch).clamp(0, 1), images).double()
+    divided by INK_FLOOR instead, so a blank image gives a finite number. `reconstructions`:
+    the model's own, where the caller has them already (the model does not run again)."""
+    if reconstructions is None:
+        model.eval()
+        reconstructions = in_batches(model.reconstruct, images, batch)
+    err = mse(reconstructions.clamp(0, 1), images).double()
     energy = images.double().pow(2).flatten(1).mean(1)
     return (err / energy.clamp_min(INK_FLOOR)).numpy()
 
@@ -89,9 +92,11 @@ def verdict(percentile: float) -> str:
     return "unlike anything in MNIST: probably not a digit"
 
 
-def judge(model, digit, reference: np.ndarray) -> Novelty:
-    """Where the reconstruction error of one (28,28) image in [0,1] falls among `reference`."""
+def judge(model, digit, reference: np.ndarray, reconstruction: torch.Tensor | None = None) -> Novelty:
+    """Where the reconstruction error of one (28,28) image in [0,1] falls among `reference`
+    (`reconstruction`: the model's own of `digit`, if the caller has it: the Draw page)."""
     x = torch.as_tensor(np.asarray(digit, dtype=np.float32)).reshape(1, 1, 28, 28)
-    error = float(errors(model, x)[0])
+    again = None if reconstruction is None else reconstruction.reshape(1, 1, 28, 28)
+    error = float(errors(model, x, reconstructions=again)[0])
     p = percentile_of(error, reference)
     return Novelty(error, p, float(np.median(reference)), verdict(p))

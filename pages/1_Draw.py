@@ -91,10 +91,11 @@ def code_chart(code, label) -> ui.SafeHtml:
     return ui.bar_chart_svg([float(v) for v in code], title=f"code of {label}", x_title="code unit", y_title="value")
 
 
-def novelty_note(digit, models) -> None:
-    """Where the drawing's reconstruction error falls among the test digits' (aecore.novelty)."""
+def novelty_note(digit, models, results) -> None:
+    """Where the drawing's reconstruction error falls among the test digits' (aecore.novelty);
+    `results`: the reconstructions already shown (the judging model does not run again)."""
     label, checked = novelty.pick_model(models)
-    result = novelty.judge(models[label], digit, ui.novelty_reference(label, models[label]))
+    result = novelty.judge(models[label], digit, ui.novelty_reference(label, models[label]), results[label].images)
     text = (f"**{result.verdict[0].upper() + result.verdict[1:]}**: {label} rebuilds it with a squared error of "
             f"{result.error:.0%} of its ink, "
             f"{result.error / result.median:.1f}× the typical test digit's; "
@@ -122,7 +123,7 @@ def drawing_and_results():
         results = denoising.reconstructions(digit, models)
         elapsed_ms = (time.perf_counter() - start) * 1000
         with right:
-            novelty_note(digit, models)
+            novelty_note(digit, models, results)
         st.subheader("Reconstructions")
         labels = list(results)
         ui.show_html(ui.digit_grid_html([ui.digit_image(results[k].images[0], 1) for k in labels],

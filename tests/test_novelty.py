@@ -88,3 +88,20 @@ def test_scribbles_are_unusual(judge, seed):
     result = judge(scribble(seed))
     assert not result.is_digit_like, result
     assert result.error > 2 * result.median
+
+
+def test_a_reconstruction_the_caller_has_gives_the_same_verdict_without_running_the_model(mnist_test):
+    """The Draw page passes the reconstruction it shows; the judging model does not run twice."""
+    from aecore import denoising
+    models = {s.name: s.model for s in shipped_models() if s.model is not None}
+    name, _ = novelty.pick_model(models)
+    reference = novelty.reference_errors(models[name], mnist_test[0][:500])
+    shown = denoising.reconstructions(LETTER_A, {name: models[name]})[name].images
+    calls = []
+    handle = models[name].encoder.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        given = novelty.judge(models[name], LETTER_A, reference, shown)
+        assert calls == []
+        assert novelty.judge(models[name], LETTER_A, reference) == given and calls
+    finally:
+        handle.remove()
