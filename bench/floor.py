@@ -12,10 +12,16 @@ falls on both sides alike:
 The time is taken in the page itself (the input event's timestamp to the first animation
 frame where the condition holds), so Python's polling adds nothing and the browser's own
 work (layout, images, charts) counts. `python -m bench.floor [--quick] [--samples N]`, or
-`python -m bench --only floor`."""
+`python -m bench --only floor`.
+
+Where the time goes (always recorded, a second table): every websocket message the page
+receives, with its time after the input, labelled by its Streamlit ForwardMsg type (decoded
+from one extra, untimed interaction per side; the timed ones only note time and size)."""
 from __future__ import annotations
 
 import argparse
+import base64
+import collections
 import math
 import os
 import statistics
@@ -68,6 +74,37 @@ ARM_JS = """
 """
 
 
+# Installed before a page loads: notes when each websocket message arrives after the last input
+# event (and its size), and when the page sends; with window.__keep, the payloads too.
+MESSAGES_JS = """
+(() => {
+  window.__msgs = []; window.__payloads = []; window.__t0 = null;
+  const mark = e => { window.__t0 = e.timeStamp; window.__msgs = []; window.__payloads = []; };
+  window.addEventListener('pointerup', mark, {capture: true});
+  window.addEventListener('keydown', mark, {capture: true});
+  const Native = window.WebSocket;
+  class Noted extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', e => {
+        if (window.__t0 === null) return;
+        window.__msgs.push(['recv', performance.now() - window.__t0, e.data.byteLength || 0]);
+        if (window.__keep && e.data instanceof ArrayBuffer) {
+          let text = ''; for (const b of new Uint8Array(e.data)) text += String.fromCharCode(b);
+          window.__payloads.push(btoa(text));
+        }
+      });
+    }
+    send(data) {
+      if (window.__t0 !== null) window.__msgs.push(['send', performance.now() - window.__t0, data.byteLength || 0]);
+      return super.send(data);
+    }
+  }
+  window.WebSocket = Noted;
+})();
+"""
+
+
 def settle(page, quiet_ms: int = 300, timeout_s: float = 60.0) -> None:
     """Until the script run is over and stays over for `quiet_ms` (untimed)."""
     page.wait_for_function(
@@ -85,7 +122,11 @@ class Side:
 
     def __init__(self, browser, url: str, name: str):
         self.name, self.url, self.ms, self.images, self.detail = name, url, [], 0, []
-        self.page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        self.messages: list[list] = []   # per timed interaction: [("send"|"recv", ms after the input, bytes)]
+        self.labels: list[str] = []      # the ForwardMsg types of one untimed interaction's messages, in order
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.add_init_script(MESSAGES_JS)
+        self.page = context.new_page()
         self.page.set_default_timeout(60_000)
         self.load()
 
@@ -104,7 +145,17 @@ class Side:
         self.ms.append(result["ms"])
         self.images = result["images"]
         self.detail.append((result["changed"], result["busy"]))
+        self.messages.append(self.page.evaluate("window.__msgs"))
         settle(self.page)
+
+    def label_messages(self, act) -> None:
+        """One more interaction, untimed, whose messages are kept and decoded: `labels`."""
+        self.page.evaluate("window.__keep = true")
+        self.measure(act)
+        self.page.evaluate("window.__keep = false")
+        for record in (self.ms, self.detail, self.messages):
+            record.pop()
+        self.labels = [message_type(base64.b64decode(p)) for p in self.page.evaluate("window.__payloads")]
 
 
 def stroke(page, points, steps: int = 8) -> None:
@@ -135,12 +186,40 @@ def alternate(pair: tuple[Side, Side], act, i: int) -> None:
         side.measure(act)
 
 
+def message_type(payload: bytes) -> str:
+    """A ForwardMsg's type, and for a delta what it adds (an element's kind, or a block)."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    msg = ForwardMsg.FromString(payload)
+    kind = msg.WhichOneof("type")
+    if kind == "delta":
+        delta = msg.delta.WhichOneof("type")
+        return msg.delta.new_element.WhichOneof("type") if delta == "new_element" else delta
+    return kind
+
+
+def timeline(side: Side) -> str:
+    """Median arrival of each message after the input (ms), over the timed interactions whose
+    message count matches the labelled one: 'send 14 · new_session 20 (0.8 kB) · …'."""
+    runs = [[m for m in ms if m[0] == "recv"] for ms in side.messages]
+    runs = [r for r in runs if len(r) == len(side.labels)]
+    sends = [next((m[1] for m in ms if m[0] == "send"), math.nan) for ms in side.messages]
+    if not runs:
+        return f"send {statistics.median(sends):.0f} · (no run with the labelled messages)"
+    parts = [f"send {statistics.median(sends):.0f}"]
+    for i, label in enumerate(side.labels):
+        size = statistics.median(r[i][2] for r in runs)
+        parts.append(f"{label} {statistics.median(r[i][1] for r in runs):.0f}"
+                     + (f" ({size / 1000:.1f} kB)" if size >= 1000 else ""))
+    parts.append(f"done {statistics.median(side.ms):.0f}")
+    return " · ".join(parts) + f" ({len(runs)} of {len(side.messages)} runs)"
+
+
 def warm_up(pair, act) -> None:
     """One untimed interaction per side: a fresh server loads models and scripts on its first."""
     for side in pair:
         side.measure(act)
-        side.ms.pop()
-        side.detail.pop()
+        for record in (side.ms, side.detail, side.messages):
+            record.pop()
 
 
 def rss_mb(server) -> float:
@@ -198,6 +277,10 @@ def measure(samples: int, log_dir: Path) -> dict:
         rss = [rss_mb(servers["app"])]   # then after every round: is memory flat over many reruns?
         run_draw(draw, samples, lambda: rss.append(rss_mb(servers["app"])))
         run_denoise(denoise, samples, lambda: rss.append(rss_mb(servers["app"])))
+        for side in draw:
+            side.label_messages(lambda page: stroke(page, DIGIT[samples % len(DIGIT)]))
+        for side in denoise:
+            side.label_messages(slider_step("ArrowRight"))
         return {"a stroke on Draw": draw, "a slider step on Denoise": denoise}, rss
 
 
@@ -236,6 +319,22 @@ def table(results: dict, quick: bool, load_before: float, rss: list[float]) -> T
     return t
 
 
+def messages_table(results: dict) -> Table:
+    """Where the time goes: each websocket message's median arrival after the input."""
+    t = Table("Where the time goes: the page's websocket messages after the input",
+              ["interaction", "page", "median ms after the input: send (the page asks for a rerun), "
+               "then each message the server sends, then done"])
+    for interaction, pair in results.items():
+        for side in pair:
+            t.add(interaction, side.name, timeline(side))
+    t.notes.append("Times in the page, from the input event; each message is labelled with its Streamlit "
+                   "ForwardMsg type (a delta by what it adds: an element's kind, add_block for a container) "
+                   "from one more, untimed interaction; the medians are over the timed ones with as many "
+                   "messages. Between two messages lies the server's work and its send loop (Streamlit "
+                   "flushes its queue, then waits 5 ms).")
+    return t
+
+
 def run(quick: bool = False, samples: int | None = None, raw: bool = False) -> list[Table]:
     samples = samples or (2 if quick else 24)
     load_before = os.getloadavg()[0]
@@ -245,7 +344,7 @@ def run(quick: bool = False, samples: int | None = None, raw: bool = False) -> l
         for app, floor in results.values():
             for side in (app, floor):
                 print(f"{side.name}: " + " ".join(f"{ms:.0f}" for ms in side.ms))
-    return [table(results, quick, load_before, rss)]
+    return [table(results, quick, load_before, rss), messages_table(results)]
 
 
 def main(argv=None) -> int:

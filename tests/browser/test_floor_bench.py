@@ -40,3 +40,11 @@ def test_quick_floor_bench_measures_both_interactions_on_both_sides():
     for row in table.rows:
         assert all(math.isfinite(c) for c in row if isinstance(c, (int, float))), row
     assert "goal ≤ 1.25×" in table.headline
+    where = floor.messages_table(results)
+    timelines = {row[1]: row[2] for row in where.rows}
+    for side in (app for pair in results.values() for app in pair):
+        assert len(side.messages) == 2 and side.labels[-1] == "session_status_changed", (side.name, side.labels)
+    # the Denoise page's fragment run: the script starts, the rows and the chart arrive, it finishes
+    assert timelines["Denoise page"].startswith("send ") and " new_session " in timelines["Denoise page"]
+    assert timelines["Denoise page"].count(" html ") == 2 and " script_finished " in timelines["Denoise page"]
+    assert " imgs " in timelines["floor (b)"] or " image" in timelines["floor (b)"], timelines["floor (b)"]
