@@ -177,7 +177,9 @@ def browser_scenario(workdir: Path) -> None:
                 page.get_by_text("Done: training finished").wait_for(timeout=180_000)
                 wait_for_app(page)
                 assert page.get_by_text("reconstruction after epoch 2").is_visible()
-                assert page.locator("[data-testid=stPlotlyChart]").count() == 1
+                chart = page.locator("[data-testid=stPlotlyChart]")
+                chart.first.wait_for()   # Plotly mounts after the run's other elements on a busy machine
+                assert chart.count() == 1
                 where = page.get_by_text(f"Ran on the Ray cluster at {address}, node").inner_text()
                 assert page.get_by_role("button", name="Download the checkpoint").is_visible()
                 assert page.locator("[data-testid=stException]").count() == 0
