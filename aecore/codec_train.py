@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -48,12 +49,27 @@ def main(argv=None) -> int:
     p.add_argument("--manifest", help="record the checkpoint and this command here")
     p.add_argument("--log-every", type=int, default=200)
     p.add_argument("--finalize", metavar="RAW", help="only rebuild the checkpoint from a saved training state")
+    p.add_argument("--mixtures", default="0",
+                   help="entropy tables per level fitted to the training digits: one count, or one per level, "
+                        "comma-separated (0: the level keeps CompressAI's one table)")
+    p.add_argument("--refit", action="store_true",
+                   help="only fit --mixtures tables to the codec checkpoint --out, in place")
     args = p.parse_args(argv)
     command = "python -m aecore.codec_train " + shlex.join(argv if argv is not None else sys.argv[1:])
+    try:
+        mixtures = [int(v) for v in args.mixtures.split(",")]
+    except ValueError:
+        p.error(f"--mixtures takes whole numbers, got {args.mixtures!r}")
+    if not all(0 <= m <= 64 for m in mixtures):
+        p.error(f"--mixtures must be 0..64 tables, got {args.mixtures}")
+    args.mixtures = mixtures
+    if args.refit:
+        torch.set_num_threads(args.threads)
+        return refit(Path(args.out), args.manifest, args.mixtures, command)
     if args.finalize:
         torch.set_num_threads(args.threads)
         state = torch.load(args.finalize, map_location="cpu", weights_only=True)
-        return finalize(Path(args.finalize), Path(args.out), args.manifest, state["command"])
+        return finalize(Path(args.finalize), Path(args.out), args.manifest, state["command"], mixtures=args.mixtures)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 
@@ -128,7 +144,7 @@ def main(argv=None) -> int:
     torch.save({"model": model.state_dict(), "config": model.config, "command": command,
                 "ebs": ebs.state_dict(), "seconds": round(time.time() - start)}, raw)
     print(f"saved the training state to {raw}", flush=True)
-    return finalize(raw, Path(args.out), args.manifest, command, start)
+    return finalize(raw, Path(args.out), args.manifest, command, start, mixtures=args.mixtures)
 
 
 @torch.no_grad()
@@ -142,7 +158,8 @@ def table_of(eb) -> dict:
             "offset": eb._offset.to(torch.int32).clone(), "cdf_length": lengths.clone(), "cdf": cdf}
 
 
-def finalize(raw: Path, out: Path, manifest: str | None, command: str, start: float | None = None) -> int:
+def finalize(raw: Path, out: Path, manifest: str | None, command: str, start: float | None = None,
+             mixtures: list[int] | None = None) -> int:
     """Fit the bottlenecks' quantiles (their auxiliary loss only: no data), build the integer
     CDF tables, and write the shipped checkpoint (+ its manifest entry)."""
     from compressai.entropy_models import EntropyBottleneck
@@ -181,17 +198,93 @@ def finalize(raw: Path, out: Path, manifest: str | None, command: str, start: fl
             q[:, 0, 2] = torch.maximum(q[:, 0, 2], s.max(0).values.ceil() + 1)
     model.set_tables([table_of(eb) for eb in ebs])
     model.eval()
+    if any(mixtures or ()):
+        model.set_mixtures(fit_mixtures(model, train, mixtures))
+    return save(model, out, manifest, command, state.get("seconds"), start)
+
+
+def save(model, out: Path, manifest: str | None, command: str, seconds, start: float) -> int:
+    """Measure every level on the test digits, write the checkpoint (+ its manifest entry)."""
+    from . import rdcodec
     from .checkpoint import save_checkpoint
+    from .data import load_mnist
     test, _ = load_mnist("test")
     metrics = rdcodec.evaluate_levels(model, test)
-    save_checkpoint(model, out, metrics={"levels": metrics},
-                    training={"command": command, "seconds": state.get("seconds")})
+    save_checkpoint(model, out, metrics={"levels": metrics}, training={"command": command, "seconds": seconds})
     print(json.dumps(metrics, indent=1), flush=True)
     if manifest:
         from .manifest import record_in_manifest
         record_in_manifest(Path(manifest), out, command, {"levels": metrics}, model)
     print(f"wrote {out} in {time.time() - start:.0f}s", flush=True)
     return 0
+
+
+def refit(out: Path, manifest: str | None, mixtures: list[int], command: str) -> int:
+    """Fit `mixtures` tables per level (fit_mixtures) to a trained codec's checkpoint, in place; its
+    recorded command becomes its training's, then this one."""
+    from . import rdcodec
+    from .data import load_mnist
+    start = time.time()
+    model = rdcodec.load_codec(out)
+    trained = model.training_info.get("command") or ""
+    trained = trained.split(" && ")[0]          # a refit replaces an earlier refit
+    train, _ = load_mnist("train")
+    model.set_mixtures(fit_mixtures(model, train, mixtures))
+    return save(model, out, manifest, f"{trained} && {command}" if trained else command,
+                model.training_info.get("seconds"), start)
+
+
+@torch.no_grad()
+def fit_mixtures(model, images: torch.Tensor, mixtures, iterations: int = 10, seed: int = 0,
+                 chunk: int = 10_000, log=print) -> list[dict | None]:
+    """Per level, `mixtures` tables (one count for every level, or a list: one per level;
+    0 or 1 keeps the level's CompressAI table) of symbol frequencies over the level's
+    supports, and how often each is chosen: hard EM on the symbols of `images` (assign each
+    digit to the table that codes it in the fewest bits, recount each table from its
+    digits, again). A symbol's probability is (2 count + 1) / its latent's total (never 0:
+    any symbol stays codable), stored as an int16 share of 32767, at least 1. Tables no
+    digit chose are dropped."""
+    from . import rdcodec
+    counts_per_level = [mixtures] * model.levels if isinstance(mixtures, int) else list(mixtures)
+    if len(counts_per_level) == 1:
+        counts_per_level *= model.levels
+    if len(counts_per_level) != model.levels:
+        raise ValueError(f"{len(counts_per_level)} mixture counts for {model.levels} levels")
+    y = rdcodec.latents(model, images)
+    out = []
+    for k, mixtures in enumerate(counts_per_level):
+        if mixtures < 2:
+            out.append(None)
+            continue
+        support = rdcodec.supports(model.table(k))
+        length = int(support.sum())
+        starts = torch.from_numpy(np.concatenate([[0], np.cumsum(support)[:-1]]))
+        dim_of = torch.repeat_interleave(torch.arange(len(support)), torch.from_numpy(support))
+        flat = torch.from_numpy(rdcodec.to_symbols(model, y, k).astype(np.int64)) + starts
+        assign = torch.randint(0, mixtures, (len(flat),), generator=torch.Generator().manual_seed(seed + k))
+        for it in range(iterations + 1):
+            counts = torch.zeros(mixtures * length, dtype=torch.int64)
+            for i in range(0, len(flat), chunk):
+                counts += torch.bincount((assign[i:i + chunk, None] * length + flat[i:i + chunk]).reshape(-1),
+                                         minlength=mixtures * length)
+            freq = (2 * counts + 1).reshape(mixtures, length)
+            if it == iterations:
+                break
+            sums = torch.zeros(mixtures, len(support), dtype=torch.float64).index_add_(1, dim_of, freq.double())
+            logp = (freq.double().log2() - sums[:, dim_of].log2()).float()
+            share = torch.bincount(assign, minlength=mixtures).double() + 1
+            cost_of_choice = -(share / share.sum()).log2().float()
+            bits = torch.cat([torch.stack([-logp[j][flat[i:i + chunk]].sum(1) for j in range(mixtures)], 1)
+                              for i in range(0, len(flat), chunk)]) + cost_of_choice
+            assign = bits.argmin(1)
+            log(f"level {k} iteration {it + 1}: {bits.min(1).values.mean().item() / 8:.2f} bytes per digit", flush=True)
+        used = torch.bincount(assign, minlength=mixtures)
+        keep = used > 0
+        freq = freq[keep].double()
+        totals = torch.zeros(len(freq), len(support), dtype=torch.float64).index_add_(1, dim_of, freq)
+        share = (freq / totals[:, dim_of] * rdcodec.MAX_FREQ).floor().clamp_(1, rdcodec.MAX_FREQ)
+        out.append({"freq": share.to(torch.int16), "prior": used[keep].to(torch.int32)})
+    return out
 
 
 if __name__ == "__main__":

@@ -21,7 +21,19 @@ per block, so a reader holds one block's symbols at a time):
     meta_len u16 | meta (JSON: model name + config) | fingerprint 16 B |
     block_bytes u32[ceil(count / block)] | the blocks' payloads (u32 words) | crc32 u32
 
-Both versions are read; a reader refuses, before any work and with one line naming the
+Version 3 lets each digit have its own level (a file made to a size: aecore.compress
+compress_rd_to_size) and codes each digit with the best of its level's mixture tables
+(aecore.rdcodec.LevelCoder); where version 2 has the level byte, it has how many levels
+the file uses, and after the fingerprint each one and its digits' count:
+
+    "AECZ" | version u8 = 3 | kind u8 = 1 | levels u8 | 0 u8 | count u32 | block u32 |
+    meta_len u16 | meta | fingerprint 16 B | (level u8, digits u32)[levels] |
+    block_bytes u32[ceil(count / block)] | the blocks' payloads (u32 words) | crc32 u32
+
+A block's stream holds its digits' levels (a categorical of the file's counts; nothing
+when the file has one level), then level by level their table choices and symbols.
+
+All three versions are read; a reader refuses, before any work and with one line naming the
 file, a file over its limits (MAX_FILE_BYTES, MAX_IMAGES, MAX_BLOCK, MAX_SYMBOL_BYTES),
 whatever its header claims.
 """
@@ -50,18 +62,21 @@ from .paths import docs_dir
 from .preprocess import ImageError, load_image, to_mnist
 from .shipped import shipped_models
 
-MAGIC, VERSION, RD_VERSION = b"AECZ", 1, 2
-VERSIONS = (VERSION, RD_VERSION)
+MAGIC, VERSION, RD_VERSION, MIX_VERSION = b"AECZ", 1, 2, 3
+RD_VERSIONS = (RD_VERSION, MIX_VERSION)
+VERSIONS = (VERSION, *RD_VERSIONS)
 CODECS = {"zlib": 1, "lzma": 2}
 _FIXED = struct.Struct("<4sBBBBIHH")      # magic .. meta_len: 16 bytes
-_FIXED2 = struct.Struct("<4sBBBBIIH")     # version 2: magic .. meta_len: 18 bytes
+_FIXED2 = struct.Struct("<4sBBBBIIH")     # versions 2 and 3: magic .. meta_len: 18 bytes
+_LEVEL = struct.Struct("<BI")             # version 3: a level and how many digits it codes
+MAX_LEVELS = 16                           # levels in one file (a codec has at most 16)
 RD_KIND = 1
 RD_BLOCK = 2000                           # digits per range-coder stream
 _LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
 MAX_BITS = 16
 MAX_SYMBOL_BYTES = 2 ** 26                # decoded symbols we are willing to hold (64 MiB)
 MAX_IMAGES = 70_000                       # digits in one file (all of MNIST): the output is bounded
-MAX_BLOCK = 10_000                        # digits per block of a version-2 file
+MAX_BLOCK = 10_000                        # digits per block of a version-2 or -3 file
 MAX_FILE_BYTES = 2 ** 28                  # a compressed file we are willing to read (256 MiB)
 MAX_META = 4096
 
@@ -232,18 +247,26 @@ def decompress_bytes(data: bytes, model, label: str = "file") -> torch.Tensor:
     return decode_codes(model, packed.codes())
 
 
-# ---- version 2: a rate–distortion codec's symbols, range-coded ----------------------------
+# ---- versions 2 and 3: a rate–distortion codec's symbols, range-coded ----------------------
+
 
 @dataclass
 class RDPacked:
-    """A parsed version-2 file: which codec and level, and each block's payload (not yet decoded)."""
+    """A parsed version-2 or -3 file: which codec, the levels it uses (level -> digits),
+    and each block's payload (not yet decoded)."""
     model: str
     config: dict
     fingerprint: bytes
-    level: int
+    levels: dict            # {level: how many digits}; version 2: one level
     count: int
     block: int
     payloads: list          # bytes, one per block of `block` digits (the last may be shorter)
+    version: int = MIX_VERSION
+
+    @property
+    def level(self) -> int | None:
+        """The file's level, when it has one."""
+        return next(iter(self.levels)) if len(self.levels) == 1 else None
 
     def block_counts(self) -> list[int]:
         return [min(self.block, self.count - i * self.block) for i in range(len(self.payloads))]
@@ -254,40 +277,75 @@ def file_version(data: bytes) -> int | None:
     return data[4] if len(data) > 4 and data[:4] == MAGIC else None
 
 
-def pack_rd(model, y: torch.Tensor, level: int, block: int = RD_BLOCK) -> bytes:
-    """The file bytes for latents y (N, D) of an aecore.rdcodec model at `level`."""
-    if not 0 <= level < model.levels:
-        raise CompressError(f"level must be 0..{model.levels - 1}, got {level}")
+def pack_rd(model, y: torch.Tensor, level, block: int = RD_BLOCK) -> bytes:
+    """The (version-3) file bytes for latents y (N, D) of an aecore.rdcodec model at `level`:
+    one level for all digits, or an (N,) array, each digit's own."""
     count = len(y)
     if not 1 <= count <= MAX_IMAGES:
         raise CompressError(f"a file holds 1 to {MAX_IMAGES:,} images, got {count}")
+    levels = np.full(count, level, np.int64) if np.ndim(level) == 0 else np.asarray(level, np.int64)
+    if levels.shape != (count,) or not (0 <= levels.min() and levels.max() < model.levels):
+        raise CompressError(f"level must be 0..{model.levels - 1} (one, or one per digit), got {level}")
     from .rdcodec import to_symbols
-    coder = model.coders()[level]
-    symbols = to_symbols(model, y, level)
-    payloads = [coder.encode(symbols[i:i + block]) for i in range(0, count, block)]
+    present, counts = np.unique(levels, return_counts=True)
+    which = np.searchsorted(present, levels).astype(np.int32)
+    level_model = _level_model(counts)
+    payloads = []
+    for i in range(0, count, block):
+        enc = model.coders()[0]._queue.RangeEncoder()
+        if level_model is not None:
+            enc.encode(which[i:i + block], level_model)
+        for k in present:
+            rows = np.flatnonzero(levels[i:i + block] == k) + i
+            if len(rows):
+                coder = model.coders()[int(k)]
+                symbols = to_symbols(model, y[rows], int(k))
+                coder.encode_into(enc, symbols, coder.choose(symbols))
+        payloads.append(enc.get_compressed().astype("<u4").tobytes())
     meta = json.dumps({"model": model.name, "config": model.config}, separators=(",", ":")).encode()
-    body = b"".join([_FIXED2.pack(MAGIC, RD_VERSION, RD_KIND, level, 0, count, block, len(meta)), meta,
-                     model_fingerprint(model), struct.pack(f"<{len(payloads)}I", *map(len, payloads)),
-                     *payloads])
+    body = b"".join([_FIXED2.pack(MAGIC, MIX_VERSION, RD_KIND, len(present), 0, count, block, len(meta)), meta,
+                     model_fingerprint(model), *(_LEVEL.pack(int(k), int(n)) for k, n in zip(present, counts)),
+                     struct.pack(f"<{len(payloads)}I", *map(len, payloads)), *payloads])
     return body + struct.pack("<I", zlib.crc32(body))
 
 
+def _level_model(counts):
+    """The categorical of a file's digits' levels (its counts), or None for one level."""
+    if len(counts) < 2:
+        return None
+    import constriction
+    return constriction.stream.model.Categorical(np.asarray(counts, np.float64), perfect=False)
+
+
 def unpack_rd(data: bytes, label: str = "file") -> RDPacked:
-    """Parse and check a version-2 file; every count the header claims is checked against
-    this reader's limits and against the file's own length before anything is allocated."""
+    """Parse and check a version-2 or -3 file; every count the header claims is checked
+    against this reader's limits and against the file's own length before anything is
+    allocated."""
     fail = lambda why: CompressError(f"{label}: {why}")
     if len(data) > MAX_FILE_BYTES:
         raise fail(f"{len(data):,} bytes is over the {MAX_FILE_BYTES:,}-byte limit for a compressed file")
     if len(data) < _FIXED2.size or data[:4] != MAGIC:
         raise fail("not an aecore compressed file (no AECZ marker)")
     magic, version, kind, level, _, count, block, meta_len = _FIXED2.unpack_from(data)
-    if version != RD_VERSION:
-        raise fail(f"format version {version} is not a rate–distortion codec file (version {RD_VERSION})")
+    if version not in RD_VERSIONS:
+        raise fail(f"format version {version} is not a rate–distortion codec file (versions "
+                   f"{', '.join(map(str, RD_VERSIONS))})")
     if kind != RD_KIND or not 1 <= count <= MAX_IMAGES or not 1 <= block <= MAX_BLOCK or meta_len > MAX_META:
         raise fail(f"malformed header or over this reader's limits (kind {kind}, {count} images: 1 to "
                    f"{MAX_IMAGES:,}; blocks of {block}: 1 to {MAX_BLOCK:,}; {meta_len} bytes of metadata)")
-    blocks = -(-count // block)
     at = _FIXED2.size + meta_len + 16
+    if version == RD_VERSION:
+        levels = {level: count}
+    else:   # `level` is how many levels the file uses; each one and its count follow
+        if not 1 <= level <= MAX_LEVELS or len(data) < at + _LEVEL.size * level:
+            raise fail(f"malformed header ({level} levels: 1 to {MAX_LEVELS}, or truncated)")
+        pairs = [_LEVEL.unpack_from(data, at + _LEVEL.size * i) for i in range(level)]
+        at += _LEVEL.size * level
+        levels = dict(pairs)
+        if ([k for k, _ in pairs] != sorted(levels) or len(levels) != level or any(n < 1 for _, n in pairs)
+                or sum(n for _, n in pairs) != count):
+            raise fail("malformed header (its levels must be distinct, in order, and count its digits)")
+    blocks = -(-count // block)
     head = at + 4 * blocks
     if len(data) < head + 4:
         raise fail(f"truncated: {len(data)} bytes, the header alone needs {head + 4}")
@@ -309,31 +367,104 @@ def unpack_rd(data: bytes, label: str = "file") -> RDPacked:
     for n in sizes:
         payloads.append(data[at:at + n])
         at += n
-    return RDPacked(name, config, data[_FIXED2.size + meta_len:_FIXED2.size + meta_len + 16], level, count,
-                    block, payloads)
+    return RDPacked(name, config, data[_FIXED2.size + meta_len:_FIXED2.size + meta_len + 16], levels, count,
+                    block, payloads, version)
 
 
 def check_rd_model(packed: RDPacked, model, label: str = "file") -> None:
     check_model(packed, model, label)
-    if packed.level >= model.levels:
-        raise CompressError(f"{label}: level {packed.level} is not one of this codec's {model.levels} levels")
+    beyond = [k for k in packed.levels if k >= model.levels]
+    if beyond:
+        raise CompressError(f"{label}: level {beyond[0]} is not one of this codec's {model.levels} levels")
 
 
-def decode_rd(packed: RDPacked, model) -> torch.Tensor:
-    """The images (count,1,28,28) of a parsed version-2 file, one block at a time."""
+def decode_rd(packed: RDPacked, model, label: str = "file") -> torch.Tensor:
+    """The images (count,1,28,28) of a parsed version-2 or -3 file, one block at a time."""
     from .rdcodec import from_symbols
-    coder = model.coders()[packed.level]
-    return torch.cat([from_symbols(model, coder.decode(payload, n), packed.level)
-                      for payload, n in zip(packed.payloads, packed.block_counts())])
+    coders = model.coders()
+    if packed.version == RD_VERSION:
+        coder = coders[packed.level]
+        return torch.cat([from_symbols(model, coder.decode(payload, n), packed.level)
+                          for payload, n in zip(packed.payloads, packed.block_counts())])
+    present = np.array(sorted(packed.levels))
+    level_model = _level_model([packed.levels[k] for k in present])
+    out = []
+    for payload, n in zip(packed.payloads, packed.block_counts()):
+        dec = coders[0]._queue.RangeDecoder(np.frombuffer(payload, "<u4").astype(np.uint32))
+        levels = present[dec.decode(level_model, n)] if level_model is not None else np.full(n, present[0])
+        images = torch.zeros(n, 1, 28, 28)
+        for k in present:
+            rows = np.flatnonzero(levels == k)
+            if len(rows):
+                try:
+                    symbols = coders[int(k)].decode_from(dec, len(rows))
+                except ValueError as e:
+                    raise CompressError(f"{label}: corrupt data ({e})") from e
+                images[torch.from_numpy(rows)] = from_symbols(model, symbols, int(k))
+        out.append(images)
+    return torch.cat(out)
 
 
-def compress_rd(model, images: torch.Tensor, level: int) -> bytes:
+def compress_rd(model, images: torch.Tensor, level) -> bytes:
     from .rdcodec import latents
     return pack_rd(model, latents(model, images), level)
 
 
+def compress_rd_to_size(model, images: torch.Tensor, target_bytes: float, costs: dict | None = None
+                        ) -> tuple[bytes, np.ndarray]:
+    """(file, each digit's level): the file of `images` at the best mean PSNR within
+    `target_bytes` per digit, whole file counted (aecore.rdcodec.allocate); when even the
+    smallest level does not fit, every digit at level 0. `costs`: level_costs of these
+    images, when several targets share them."""
+    from .rdcodec import allocate, latents
+    if not target_bytes > 0:
+        raise CompressError(f"the target must be a positive number of bytes per digit, got {target_bytes}")
+    y = latents(model, images)
+    budget = target_bytes * len(images)
+    smallest = pack_rd(model, y, 0)
+    if len(smallest) >= budget:
+        return smallest, np.zeros(len(images), np.int64)
+    costs = costs or level_costs(model, y, images)
+    spare = budget - (len(smallest) - costs["bits"][:, 0].sum() / 8)   # what the symbols may take
+    best = (smallest, np.zeros(len(images), np.int64))
+    for _ in range(6):   # the estimate is within bytes; shrink the budget by any overshoot
+        levels = allocate(costs, spare * 8)
+        data = pack_rd(model, y, levels)
+        if len(data) <= budget:
+            if len(data) > len(best[0]):
+                best = (data, levels)
+            break
+        spare -= len(data) - budget
+    return best
+
+
+def compress_rd_code_within(model, images: torch.Tensor, target_bytes: float) -> tuple[bytes, int]:
+    """(file, level): `images` (a few: one drawing) at the highest level whose code, the file
+    less its header, fits `target_bytes` per digit (else level 0); the header of a file of
+    one digit is many times its code."""
+    best = None
+    for level in range(model.levels):
+        data = compress_rd(model, images, level)
+        if best is None or len(data) - rd_header_bytes(data) <= target_bytes * len(images):
+            best = (data, level)
+    return best
+
+
+def level_costs(model, y: torch.Tensor, images: torch.Tensor) -> dict:
+    """Each digit's cost and quality at each level: "bits" (N, K), its symbols and table
+    choice, and "psnr" (N, K) of its decoded image."""
+    from .rdcodec import from_symbols, to_symbols
+    bits, psnr = np.zeros((len(y), model.levels)), np.zeros((len(y), model.levels))
+    for k, coder in enumerate(model.coders()):
+        symbols = to_symbols(model, y, k)
+        bits[:, k] = coder.costs(symbols)
+        psnr[:, k] = metrics.psnr(from_symbols(model, symbols, k), images).numpy()
+    return {"bits": bits, "psnr": psnr}
+
+
 def rd_header_bytes(data: bytes) -> int:
-    """The bytes of a version-2 file that are not range-coded symbols (header, block sizes, crc)."""
+    """The bytes of a version-2 or -3 file that are not range-coded symbols (header, levels,
+    block sizes, crc)."""
     packed = unpack_rd(data)
     return len(data) - sum(len(p) for p in packed.payloads)
 
@@ -341,10 +472,8 @@ def rd_header_bytes(data: bytes) -> int:
 def decompress_rd(data: bytes, model, label: str = "file") -> torch.Tensor:
     packed = unpack_rd(data, label)
     check_rd_model(packed, model, label)
-    return decode_rd(packed, model)
+    return decode_rd(packed, model, label)
 
-
-# ---- files of images, and the `compress` / `decompress` commands ----------------------
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 RATE_DISTORTION_JSON = docs_dir() / "rate_distortion.json"
@@ -477,9 +606,20 @@ def cmd_compress(args) -> int:
     out = Path(args.out)
     _refuse_overwrite(out, args.force)
     if _is_codec(model):
-        level = _codec_level(model, args)
-        data = compress_rd(model, images, level)
-        decoded, setting = decompress_rd(data, model, str(out)), f"level {level} (λ {model.lambdas[level]:g})"
+        if args.level is not None and args.target_bytes is not None:
+            raise CompressError("give --level or --target-bytes, not both")
+        if args.target_bytes is not None:
+            data, levels = compress_rd_to_size(model, images, args.target_bytes)
+            used = np.bincount(levels, minlength=model.levels)
+            setting = (f"at most {args.target_bytes:g} bytes per digit (digits per level: "
+                       + ", ".join(f"{k}: {n}" for k, n in enumerate(used) if n) + ")")
+            if len(data) > args.target_bytes * len(images):
+                setting += "; even the smallest level is larger"
+        else:
+            level = _codec_level(model, args)
+            data = compress_rd(model, images, level)
+            setting = f"level {level} (λ {model.lambdas[level]:g})"
+        decoded = decompress_rd(data, model, str(out))
     else:
         if args.level is not None or args.target_bytes is not None:
             raise CompressError(f"--level and --target-bytes choose a rate of a codec; {name} is an "
@@ -495,16 +635,6 @@ def cmd_compress(args) -> int:
 
 
 def _codec_level(model, args) -> int:
-    from .rdcodec import level_for_bytes
-    if args.level is not None and args.target_bytes is not None:
-        raise CompressError("give --level or --target-bytes, not both")
-    if args.target_bytes is not None:
-        if not args.target_bytes > 0:
-            raise CompressError(f"--target-bytes must be positive, got {args.target_bytes}")
-        try:
-            return level_for_bytes(model, args.target_bytes)
-        except ValueError as e:
-            raise CompressError(str(e)) from e
     level = model.levels // 2 if args.level is None else args.level
     if not 0 <= level < model.levels:
         raise CompressError(f"--level must be 0..{model.levels - 1} for this codec, got {level}")
@@ -514,14 +644,14 @@ def _codec_level(model, args) -> int:
 def cmd_decompress(args) -> int:
     source, out = Path(args.file), Path(args.out)
     data = read_compressed(source)
-    if file_version(data) == RD_VERSION:
+    if file_version(data) in RD_VERSIONS:
         packed = unpack_rd(data, str(source))
         model, name = _model_for(args, packed, str(source))
         if not _is_codec(model):
             raise CompressError(f"{source} holds a rate–distortion codec's symbols; {name} is an autoencoder")
         check_rd_model(packed, model, str(source))
         _refuse_overwrite(out, args.force)
-        images = decode_rd(packed, model)
+        images = decode_rd(packed, model, str(source))
     else:
         packed = unpack(data, str(source))
         model, name = _model_for(args, packed, str(source))
@@ -545,8 +675,8 @@ def add_commands(subparsers) -> None:
     c.add_argument("--bits", type=int, default=8, help=f"bits per code dimension, 1..{MAX_BITS} (default 8)")
     c.add_argument("--codec", choices=("auto", *CODECS), default="auto", help="entropy coder (default: smaller)")
     c.add_argument("--level", type=int, help="a rate–distortion codec's rate level (0 = smallest files)")
-    c.add_argument("--target-bytes", type=float, help="a codec's best level within this many bytes per digit "
-                                                      "(as measured on the test set)")
+    c.add_argument("--target-bytes", type=float, help="a codec's best mean PSNR within this many bytes per digit, "
+                                                      "whole file counted (each digit gets its own level)")
     c.add_argument("--out", required=True, help="the compressed file to write")
     d = subparsers.add_parser("decompress", help="rebuild the images of a compressed file")
     d.add_argument("file", help="a file written by `compress`")

@@ -27,6 +27,9 @@ CDF_PRECISION = 16            # CompressAI's quantised CDFs sum to 2**16
 MAX_TABLE = 4096              # longest CDF a checkpoint may hold (a reader's bound)
 # λ in bits per unit of squared error (pixels in [0,1], summed over a digit's 784 pixels)
 DEFAULT_LAMBDAS = (15.0, 50.0, 150.0, 450.0, 1400.0, 4500.0)
+# sizes per digit a file can be made to (aecore.compress.compress_rd_to_size): the
+# Compression page's choices and bench.rate_distortion's rows
+TARGET_SIZES = (10, 12, 14, 16, 18, 20, 24, 28, 32, 40, 48, 56, 64)
 
 
 def analysis(channels: int, width: int) -> nn.Sequential:
@@ -109,17 +112,68 @@ class RDCodec(nn.Module):
     def table(self, level: int) -> dict:
         return {key: getattr(self, f"table{level}_{key}") for key in TABLE_KEYS}
 
+    # ---- switched entropy models: several tables per level, one chosen per digit ----
+
+    def set_mixtures(self, mixtures: list[dict | None]) -> None:
+        """mixtures[k] (or None: level k codes with its CompressAI table alone): "freq" int16
+        (M, L), M tables of integer symbol frequencies over the same supports as the level's
+        CompressAI table (each latent's real symbols, concatenated: L = sum of the supports),
+        and "prior" int32 (M,), how often each table is chosen (the table index's own model).
+        Fitted to the training digits' symbols (aecore.codec_train --mixtures). Checked: a
+        checkpoint is an input too."""
+        if len(mixtures) != self.levels:
+            raise ValueError(f"{len(mixtures)} mixtures for {self.levels} levels")
+        self._coders = None
+        for k, mix in enumerate(mixtures):
+            for key in MIXTURE_KEYS:
+                name = f"mix{k}_{key}"
+                if name in self._buffers:
+                    del self._buffers[name]
+            if mix is None:
+                continue
+            check_mixture(mix, supports(self.table(k)), k)
+            for key in MIXTURE_KEYS:
+                self.register_buffer(f"mix{k}_{key}", mix[key].detach().clone())
+
+    def mixture(self, level: int) -> dict | None:
+        if not hasattr(self, f"mix{level}_freq"):
+            return None
+        return {key: getattr(self, f"mix{level}_{key}") for key in MIXTURE_KEYS}
+
     @property
     def has_tables(self) -> bool:
         return hasattr(self, "table0_cdf")
 
     def coders(self) -> list["LevelCoder"]:
         if getattr(self, "_coders", None) is None:
-            self._coders = [LevelCoder(self.table(k)) for k in range(self.levels)]
+            self._coders = [LevelCoder(self.table(k), self.mixture(k)) for k in range(self.levels)]
         return self._coders
 
 
 TABLE_KEYS = ("median", "offset", "cdf_length", "cdf")
+MIXTURE_KEYS = ("freq", "prior")
+MAX_MIXTURES = 64             # tables per level a checkpoint may hold (a reader's bound)
+MAX_FREQ = 2 ** 15 - 1        # mixture tables hold int16 frequencies (a symbol's probability: its share)
+
+
+def supports(table: dict) -> np.ndarray:
+    """Each latent's number of real symbols in a level's CompressAI table (its CDF's length
+    less the end point and CompressAI's overflow bin)."""
+    return table["cdf_length"].numpy().astype(np.int64) - 2
+
+
+def check_mixture(mix: dict, support: np.ndarray, level: int) -> None:
+    fail = lambda why: ValueError(f"mixture tables of level {level}: {why}")
+    freq, prior = mix.get("freq"), mix.get("prior")
+    if not (isinstance(freq, torch.Tensor) and freq.dtype == torch.int16
+            and isinstance(prior, torch.Tensor) and prior.dtype == torch.int32):
+        raise fail("needs an int16 tensor freq and an int32 tensor prior")
+    if freq.ndim != 2 or not 1 <= len(freq) <= MAX_MIXTURES or freq.shape[1] != int(support.sum()):
+        raise fail(f"freq must be (1..{MAX_MIXTURES} tables, {int(support.sum())} symbols)")
+    if prior.shape != (len(freq),):
+        raise fail("one prior count per table expected")
+    if int(freq.min()) < 1 or int(prior.min()) < 1:
+        raise fail(f"frequencies must be 1..{MAX_FREQ}, prior counts at least 1")
 
 
 def check_table(t: dict, dims: int, level: int) -> None:
@@ -154,26 +208,49 @@ class LevelCoder:
     Symbols are indices v = round(y·gain - median) - offset into each latent's table;
     v is clipped to the table's support (never CompressAI's overflow bin), so what the
     decoder rebuilds is exactly what the encoder measured. A latent whose table holds one
-    symbol costs nothing and is not coded."""
+    symbol costs nothing and is not coded.
 
-    def __init__(self, table: dict):
+    Where the level has mixture tables (`mixture`), each digit is coded with the one of
+    them that codes it in the fewest bits, and that choice goes first in the stream;
+    otherwise with the CompressAI table (table index 0 of 1, which costs nothing)."""
+
+    def __init__(self, table: dict, mixture: dict | None = None):
         import constriction  # ~0.05 s; only when coding
-        self._model = constriction.stream.model.Categorical
+        self._categorical = constriction.stream.model.Categorical
         self._queue = constriction.stream.queue
         length = table["cdf_length"].numpy().astype(np.int64)
-        cdf = table["cdf"].numpy().astype(np.int64)
         self.median = table["median"].numpy().astype(np.float32)
         self.offset = table["offset"].numpy().astype(np.int64)
         self.support = length - 2                       # real symbols; the last is the overflow bin
-        starts = np.concatenate([[0], np.cumsum(length)[:-1]])
-        self.models = []
-        for c in range(len(length)):
-            n = int(self.support[c])
-            if n <= 1:
-                self.models.append(None)
-                continue
-            pmf = np.diff(cdf[starts[c]:starts[c] + n + 1]).astype(np.float64)
-            self.models.append(self._model(pmf, perfect=False))
+        self.coded = np.flatnonzero(self.support > 1)   # the latents that cost bits
+        self._table, self._is_plain = table, mixture is None
+        starts = np.concatenate([[0], np.cumsum(self.support)[:-1]])
+        if mixture is None:   # CompressAI's quantised CDF: its steps are the frequencies
+            cdf = table["cdf"].numpy().astype(np.int64)
+            cdf_starts = np.concatenate([[0], np.cumsum(length)[:-1]])
+            freq = np.concatenate([np.diff(cdf[s:s + n + 1]) for s, n in zip(cdf_starts, self.support)])[None]
+            prior = np.ones(1)
+        else:
+            freq, prior = mixture["freq"].numpy().astype(np.int64), mixture["prior"].numpy().astype(np.float64)
+        self.tables = len(freq)
+        self._freq = [[freq[j, starts[c]:starts[c] + self.support[c]].astype(np.float64) for c in self.coded]
+                      for j in range(self.tables)]
+        self._models = [None] * self.tables             # built on first use, per table
+        self._prior_counts = prior
+        self._prior = self._categorical(prior, perfect=False) if self.tables > 1 else None
+        # log2 probabilities, (tables, coded latents, widest support): the bits of each choice
+        width = int(self.support[self.coded].max()) if len(self.coded) else 1
+        logp = np.full((self.tables, len(self.coded), width), -64.0)
+        for j in range(self.tables):
+            for i, f in enumerate(self._freq[j]):
+                logp[j, i, :len(f)] = np.log2(f / f.sum())
+        self._logp = torch.from_numpy(logp.reshape(self.tables, -1))
+        self._width = width
+
+    def models(self, j: int) -> list:
+        if self._models[j] is None:
+            self._models[j] = [self._categorical(f, perfect=False) for f in self._freq[j]]
+        return self._models[j]
 
     def symbols(self, y_scaled: torch.Tensor) -> np.ndarray:
         """(N, D) gained latents -> (N, D) int32 table indices."""
@@ -184,22 +261,76 @@ class LevelCoder:
         """The inverse: (N, D) indices -> the quantised latents ŷ (before the inverse gain)."""
         return torch.from_numpy((symbols.astype(np.float32) + self.offset.astype(np.float32)) + self.median)
 
+    def bits(self, symbols: np.ndarray, chunk: int = 2000) -> np.ndarray:
+        """(N, tables) float64: each digit's symbols' information under each table, in bits
+        (what the range coder spends, within a fraction of a bit per stream)."""
+        index = torch.arange(len(self.coded)) * self._width
+        out = []
+        for i in range(0, len(symbols), chunk):
+            at = torch.from_numpy(symbols[i:i + chunk][:, self.coded].astype(np.int64)) + index
+            out.append(torch.stack([-self._logp[j][at].sum(1) for j in range(self.tables)], 1))
+        return torch.cat(out).numpy() if out else np.zeros((0, self.tables))
+
+    def costs(self, symbols: np.ndarray) -> np.ndarray:
+        """(N,) bits each digit costs at this level: its symbols under its best table, and
+        that choice under the tables' prior."""
+        if self.tables == 1:
+            return self.bits(symbols)[:, 0]
+        prior = np.asarray(self._prior_counts, np.float64)
+        return (self.bits(symbols) - np.log2(prior / prior.sum())).min(1)
+
+    def choose(self, symbols: np.ndarray) -> np.ndarray:
+        """(N,) int32: the table that codes each digit in the fewest bits (0 with one table)."""
+        if self.tables == 1:
+            return np.zeros(len(symbols), np.int32)
+        prior = np.asarray(self._prior_counts, np.float64)
+        return (self.bits(symbols) - np.log2(prior / prior.sum())).argmin(1).astype(np.int32)
+
+    def encode_into(self, enc, symbols: np.ndarray, tables: np.ndarray) -> None:
+        """Append the choices `tables` (N,), then each table's digits' symbols (latent by
+        latent), to the range encoder `enc`."""
+        if self.tables > 1:
+            enc.encode(np.ascontiguousarray(tables, np.int32), self._prior)
+        for j in range(self.tables):
+            rows = np.flatnonzero(tables == j)
+            if len(rows):
+                part = symbols[rows]
+                for i, model in zip(self.coded, self.models(j)):
+                    enc.encode(np.ascontiguousarray(part[:, i]), model)
+
+    def decode_from(self, dec, count: int) -> np.ndarray:
+        """The inverse of encode_into: (count, D) int32 indices (count bounded by the caller)."""
+        tables = dec.decode(self._prior, count).astype(np.int64) if self.tables > 1 else np.zeros(count, np.int64)
+        if len(tables) and not 0 <= int(tables.min()) <= int(tables.max()) < self.tables:
+            raise ValueError("a table index out of range")
+        out = np.zeros((count, len(self.support)), np.int32)
+        for j in range(self.tables):
+            rows = np.flatnonzero(tables == j)
+            if len(rows):
+                part = np.zeros((len(rows), len(self.support)), np.int32)
+                for i, model in zip(self.coded, self.models(j)):
+                    part[:, i] = dec.decode(model, len(rows))
+                out[rows] = part
+        return out
+
     def encode(self, symbols: np.ndarray) -> bytes:
+        """One level's symbols alone, with the CompressAI table (a version-2 file's block)."""
         enc = self._queue.RangeEncoder()
-        for c, model in enumerate(self.models):
-            if model is not None:
-                enc.encode(np.ascontiguousarray(symbols[:, c]), model)
+        self._plain().encode_into(enc, symbols, np.zeros(len(symbols), np.int32))
         return enc.get_compressed().astype("<u4").tobytes()
 
     def decode(self, payload: bytes, count: int) -> np.ndarray:
-        """(count, D) int32 indices from one block's payload (count bounded by the caller)."""
-        words = np.frombuffer(payload, "<u4").astype(np.uint32)
-        dec = self._queue.RangeDecoder(words)
-        out = np.zeros((count, len(self.models)), np.int32)
-        for c, model in enumerate(self.models):
-            if model is not None:
-                out[:, c] = dec.decode(model, count)
-        return out
+        """(count, D) int32 indices from one version-2 block's payload."""
+        dec = self._queue.RangeDecoder(np.frombuffer(payload, "<u4").astype(np.uint32))
+        return self._plain().decode_from(dec, count)
+
+    def _plain(self) -> "LevelCoder":
+        """This level coded with its CompressAI table alone (what version-2 files hold)."""
+        if self._is_plain:
+            return self
+        if getattr(self, "_plain_coder", None) is None:
+            self._plain_coder = LevelCoder(self._table)
+        return self._plain_coder
 
 
 @torch.no_grad()
@@ -236,6 +367,29 @@ def _synthesis_precision():
     return contextlib.nullcontext()
 
 
+def allocate(costs: dict, budget_bits: float) -> np.ndarray:
+    """(N,) each digit's level: the most mean PSNR for at most `budget_bits` in all, from
+    `costs` (aecore.compress.level_costs: "bits" and "psnr", (N, K)). Rate control by a
+    Lagrange multiplier: every digit takes the level that maximises PSNR - mu * bits, and mu
+    is bisected until the bits, with the digits' level choices (their entropy), fit."""
+    bits, psnr = costs["bits"], costs["psnr"]
+    rows = np.arange(len(bits))
+
+    def pick(mu: float) -> tuple[np.ndarray, float]:
+        levels = np.argmax(psnr - mu * bits, axis=1)
+        share = np.bincount(levels, minlength=bits.shape[1]) / len(levels)
+        side = -(share[share > 0] * np.log2(share[share > 0])).sum() * len(levels)
+        return levels, bits[rows, levels].sum() + side
+
+    lo, hi = 0.0, 1.0
+    while pick(hi)[1] > budget_bits and hi < 1e6:   # mu large enough that the smallest levels fit
+        lo, hi = hi, hi * 4
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if pick(mid)[1] > budget_bits else (lo, mid)
+    return pick(hi)[0]
+
+
 def evaluate_levels(model: RDCodec, images: torch.Tensor) -> list[dict]:
     """Each level's real file size per digit and mean PSNR on `images` (the file format of
     aecore.compress, every byte counted)."""
@@ -259,6 +413,8 @@ def from_checkpoint(ckpt: dict, label: str = "checkpoint") -> RDCodec:
         model = RDCodec(**ckpt["config"])
         state = dict(ckpt["state_dict"])
         model.set_tables([{key: state[f"table{k}_{key}"] for key in TABLE_KEYS} for k in range(model.levels)])
+        model.set_mixtures([{key: state[f"mix{k}_{key}"] for key in MIXTURE_KEYS} if f"mix{k}_freq" in state
+                            else None for k in range(model.levels)])
         model.load_state_dict(state, strict=True)
     except KeyError as e:
         raise CheckpointError(f"{label}: the entropy table {e} is missing") from e
@@ -273,22 +429,6 @@ def load_codec(source, name: str | None = None) -> RDCodec:
     from .checkpoint import read_checkpoint
     label = name or (str(source) if not isinstance(source, bytes) else "uploaded file")
     return from_checkpoint(read_checkpoint(source, name), label)
-
-
-def recorded_levels(model: RDCodec) -> list[dict]:
-    """The per-level test-set figures recorded at training (bytes per digit, PSNR)."""
-    rows = (getattr(model, "metrics", None) or {}).get("levels") or []
-    return [r for r in rows if isinstance(r, dict) and "bytes_per_image" in r and "level" in r]
-
-
-def level_for_bytes(model: RDCodec, target: float) -> int:
-    """The best level whose recorded test-set size per digit is at most `target` (else the smallest)."""
-    rows = recorded_levels(model)
-    if not rows:
-        raise ValueError("this codec records no sizes per level: choose a level instead")
-    fits = [r for r in rows if r["bytes_per_image"] <= target]
-    pick = max(fits, key=lambda r: r["bytes_per_image"]) if fits else min(rows, key=lambda r: r["bytes_per_image"])
-    return int(pick["level"])
 
 
 CODEC_FOLDER = "codec"          # under weights/, with its own manifest.json

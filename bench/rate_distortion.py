@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import aecore
@@ -29,7 +30,8 @@ from aecore.evaluation import mean_scores
 from aecore.paths import docs_dir
 from aecore.atomic import atomic_write_bytes
 from aecore import rdcodec
-from aecore.compress import decode_codes, decompress_rd, encode_images, pack_codes, pack_rd, unpack
+from aecore.compress import (compress_rd_to_size, decode_codes, decompress_rd, encode_images, level_costs, pack_codes,
+                             pack_rd, unpack)
 from aecore.shipped import shipped_models
 
 from .common import Table, environment
@@ -62,13 +64,24 @@ def code_rows(model, label: str, family: str, images: torch.Tensor, bits: tuple)
 
 
 def rd_rows(model, name: str, images: torch.Tensor) -> list[dict]:
-    """One row per level of a rate–distortion codec: the real file's size per image, and the
-    quality of the images decoded from it."""
+    """A rate–distortion codec's rows: one per level (every digit at that level), then one
+    per target size (`python -m aecore compress --target-bytes`: each digit at its own
+    level, the most mean PSNR that fits); the real file's size per image, and the quality
+    of the images decoded from it."""
     y, rows = rdcodec.latents(model, images), []
     for level in range(model.levels):
         data = pack_rd(model, y, level)
         rows.append({"method": name, "family": "rd codec", "setting": f"level {level} (λ {model.lambdas[level]:g})",
                      "level": level, "lambda": model.lambdas[level], "code_size": model.code_size,
+                     "bytes_per_image": len(data) / len(images), **quality(decompress_rd(data, model), images)})
+    costs = level_costs(model, y, images)
+    for target in rdcodec.TARGET_SIZES:
+        data, levels = compress_rd_to_size(model, images, target, costs)
+        if len(data) > target * len(images):
+            continue                                   # below the smallest level: nothing to add
+        rows.append({"method": name, "family": "rd codec", "setting": f"≤ {target:g} B, a level per digit",
+                     "level": None, "target_bytes": target, "code_size": model.code_size,
+                     "levels_used": [int(n) for n in np.bincount(levels, minlength=model.levels)],
                      "bytes_per_image": len(data) / len(images), **quality(decompress_rd(data, model), images)})
     return rows
 
@@ -253,7 +266,10 @@ def markdown(results: dict, t: Table) -> str:
         "(whichever is smaller), in the format of `python -m aecore compress`. The rate–distortion codec "
         "(`rd_codec`, weights/codec/) was trained for distortion + λ · rate with a learned entropy model "
         "(CompressAI's EntropyBottleneck, one density per latent); each level's symbols are range-coded "
-        "(constriction) with the integer CDF tables its checkpoint holds. PNG, JPEG and WebP store "
+        "(constriction) with integer tables its checkpoint holds: per level, several tables fitted to the "
+        "training digits' symbols, each digit coded with the one that costs it least (its choice coded "
+        "first). Its rows by level code every digit at that level; its rows by size give each digit its "
+        "own level, the most mean PSNR that fits the size (`--target-bytes`). PNG, JPEG and WebP store "
         "each 28×28 image as a file of its own (Pillow); gzip compresses all raw pixels at once.", "",
         "## Where the autoencoder stops beating WebP", "", results["summary"]["text"], "",
         t.markdown(), "The same table, as a chart, is on the app's **Compression** page "
@@ -267,11 +283,13 @@ def markdown(results: dict, t: Table) -> str:
         "name and config, a 16-byte fingerprint of its weights (decoding with any other model is refused), "
         "each code dimension's minimum and step (float32), the lzma/zlib payload (the symbols, one "
         "dimension after another) and a CRC-32 of everything before it (corrupt or truncated files are "
-        "refused). Version 2 (the codec's files): the marker, version, the codec's level, image count, "
-        "digits per block, the codec's name and config, the fingerprint of its weights and tables, each "
-        "block's byte count, the blocks' range-coded symbols, and a CRC-32. A reader refuses, before any "
-        "work, a file whose header claims more than its limits (70,000 images, blocks of 10,000, 256 MiB "
-        "files). See `aecore/compress.py`.", ""])
+        "refused). Version 3 (the codec's files): the marker, version, how many levels the file uses, image "
+        "count, digits per block, the codec's name and config, the fingerprint of its weights and tables, "
+        "each level used and its digits' count, each block's byte count, the blocks' range-coded streams "
+        "(each digit's level, each digit's choice among its level's entropy tables, then the symbols), and "
+        "a CRC-32; version 2 files (one level, one table) are still read. A reader refuses, before any "
+        "work, a file whose header claims more than its limits (70,000 images, blocks of 10,000, 16 "
+        "levels, 256 MiB files). See `aecore/compress.py`.", ""])
 
 
 def collect(quick: bool, reuse: str | None = None) -> tuple[dict, Table]:

@@ -95,25 +95,27 @@ if not available:
             "(`weights/codec/manifest.json`).")
 else:
     name, codec = available[0]
-    sizes = {r["level"]: r["bytes_per_image"] for r in rdcodec.recorded_levels(codec)}
     r1, r2 = st.columns([2, 1])
-    level = r1.select_slider(
-        "Target size per digit", options=list(range(codec.levels)), value=min(2, codec.levels - 1),
-        format_func=lambda k: f"{sizes[k]:.1f} B" if k in sizes else f"λ {codec.lambdas[k]:g}",
-        help="each step is one λ the codec was trained for, labelled with its measured size per digit on "
-             "the whole test set")
+    target = r1.select_slider(
+        "Target size per digit", options=rdcodec.TARGET_SIZES, value=16, format_func=lambda b: f"{b:g} B",
+        help="the whole file, header included, divided by the digits: each digit gets the level (λ) that buys "
+             "the most quality for the bytes (rate control)")
     count = r2.slider("Test digits", 10, 2000, 200, step=10, key="codec_count",
                       help="the first N of the MNIST test set, in one file")
     images = ui.test_set()[0][:count]
-    data = compress.compress_rd(codec, images, level)
+    data, levels = compress.compress_rd_to_size(codec, images, target)
     decoded = compress.decompress_rd(data, codec)
     quality = mean_scores(decoded, images)
     k1, k2, k3 = st.columns(3)
-    k1.metric("Codec file", f"{len(data):,} bytes", help=f"{count} digits, header included (λ {codec.lambdas[level]:g})")
+    k1.metric("Codec file", f"{len(data):,} bytes", help=f"{count} digits, header included")
     k2.metric("Bytes per digit", f"{len(data) / count:.1f}")
     k3.metric("PSNR", f"{quality['psnr']:.2f} dB", help=tooltip("psnr"))
+    used = [(k, n) for k, n in enumerate(torch.bincount(torch.from_numpy(levels), minlength=codec.levels).tolist()) if n]
+    st.caption(("Even the smallest level is larger than the target. " if len(data) > target * count else "")
+               + "Digits per level: " + ", ".join(f"λ {codec.lambdas[k]:g}: {n}" for k, n in used)
+               + ". A simple digit (a 1) buys its quality with fewer bytes than a busy one (an 8).")
     ui.image_grid(images[:8], ["original"] * 8, scale=3)
-    ui.image_grid(decoded[:8], [f"{len(data) / count:.0f} B/digit"] * 8, scale=3)
+    ui.image_grid(decoded[:8], [f"λ {codec.lambdas[k]:g}" for k in levels[:8]], scale=3)
     upload = st.file_uploader("Or your own digit: a PNG or JPEG of one digit (up to 5 MB)", type=["png", "jpg", "jpeg"],
                               key="codec_upload")
     if upload is not None:
@@ -122,12 +124,12 @@ else:
         except compress.CompressError as e:
             st.error(str(e))
         else:
-            own = compress.compress_rd(codec, digit, level)
+            own, level = compress.compress_rd_code_within(codec, digit, target)
             rebuilt = compress.decompress_rd(own, codec)
             head = compress.rd_header_bytes(own)
             st.caption(f"Your digit alone: a {len(own)} byte file ({head} bytes of header, shared by every digit "
-                       f"of a larger file, {len(own) - head} bytes of code), PSNR "
-                       f"{mean_scores(rebuilt, digit)['psnr']:.2f} dB.")
+                       f"of a larger file, {len(own) - head} bytes of code at λ {codec.lambdas[level]:g}, the "
+                       f"best level whose code fits {target:g} B), PSNR {mean_scores(rebuilt, digit)['psnr']:.2f} dB.")
             ui.image_grid(torch.cat([digit, rebuilt]), ["yours", f"{len(own) - head} B of code"], scale=4)
 
 st.header("Try it: compress test digits now")

@@ -1,6 +1,7 @@
-"""The rate–distortion codec (aecore.rdcodec) and its files (format version 2 of
-aecore.compress): range coding with integer CDF tables is bit-exact, and every reader
-refuses a forged file from what it can check before allocating anything."""
+"""The rate–distortion codec (aecore.rdcodec) and its files (format versions 2 and 3 of
+aecore.compress): range coding with integer CDF tables is bit-exact, with mixture tables
+and a level per digit too, and every reader refuses a forged file from what it can check
+before allocating anything."""
 import argparse
 import struct
 import zlib
@@ -136,16 +137,20 @@ def forge(data: bytes, **fields) -> bytes:
 def test_forged_headers_are_refused_before_any_work(codec, images):
     data = compress.compress_rd(codec, images[:20], 0)
     meta_len = struct.unpack_from("<H", data, 16)[0]
-    blocks_at = compress._FIXED2.size + meta_len + 16
+    blocks_at = compress._FIXED2.size + meta_len + 16 + compress._LEVEL.size    # after the one (level, digits)
+    v2 = version2_file(codec, rdcodec.latents(codec, images[:20]), 0)
     cases = {
         forge(data, count=2 ** 32 - 1): "4294967295 images: 1 to 70,000",
         forge(data, count=compress.MAX_IMAGES + 1): "70001 images",
         forge(data, block=0): "blocks of 0",
         forge(data, block=2 ** 31): "blocks of 2147483648",
         forge(data, meta_len=65535): "65535 bytes of metadata",
-        forge(data, count=70_000, block=1): "truncated: .* the header alone needs 280",   # 70,000 block sizes
+        forge(data, count=70_000, block=1): "count its digits",             # the level says 20
+        forge(v2, count=70_000, block=1): "truncated: .* the header alone needs 280",     # 70,000 block sizes
         forge(data, kind=7): "kind 7",
-        forge(data, version=3): "version 3 is not a rate",
+        forge(data, version=4): "version 4 is not a rate",
+        forge(data, level=0): "0 levels: 1 to 16",
+        forge(data, level=17): "17 levels: 1 to 16",
         with_crc(data[:blocks_at] + struct.pack("<I", 2 ** 32 - 4) + data[blocks_at + 4:-4]): "truncated",
         with_crc(data[:blocks_at] + struct.pack("<I", 1) + data[blocks_at + 4:-4]): "truncated|unexpected",
         data[:-1]: "truncated", data + b"\0\0": "2 unexpected bytes", data[:10]: "no AECZ marker",
@@ -164,14 +169,120 @@ def test_forged_headers_are_refused_before_any_work(codec, images):
         compress.unpack_rd(short[:-4] + data[-8:-4] + short[-4:], "forged.aecz")
 
 
-def test_both_versions_read_and_the_others_are_named(codec, images, tmp_path):
+def version2_file(codec, y, level, block=compress.RD_BLOCK) -> bytes:
+    """A file as aecore wrote rate–distortion files before version 3: one level, its
+    CompressAI table, blocks of plain range-coded symbols."""
+    import json
+    coder, symbols = codec.coders()[level], rdcodec.to_symbols(codec, y, level)
+    payloads = [coder.encode(symbols[i:i + block]) for i in range(0, len(y), block)]
+    meta = json.dumps({"model": codec.name, "config": codec.config}, separators=(",", ":")).encode()
+    return with_crc(b"".join([compress._FIXED2.pack(b"AECZ", 2, 1, level, 0, len(y), block, len(meta)), meta,
+                              compress.model_fingerprint(codec), struct.pack(f"<{len(payloads)}I", *map(len, payloads)),
+                              *payloads]))
+
+
+def test_every_version_reads_and_the_others_are_named(codec, images, tmp_path):
     ae = compress.Packed  # version 1 is still written by the autoencoders' path
-    v2 = compress.compress_rd(codec, images[:5], 0)
-    with pytest.raises(CompressError, match="version 2 holds a rate–distortion codec's symbols"):
-        compress.unpack(v2, "x.aecz")
-    with pytest.raises(CompressError, match="x.aecz: format version 9 is not supported .*versions 1, 2"):
-        compress.unpack(forge(v2, version=9), "x.aecz")
-    assert ae and compress.file_version(v2) == 2 and compress.file_version(b"nope") is None
+    v3 = compress.compress_rd(codec, images[:5], 0)
+    assert compress.file_version(v3) == 3 and compress.file_version(b"nope") is None
+    with pytest.raises(CompressError, match="version 3 holds a rate–distortion codec's symbols"):
+        compress.unpack(v3, "x.aecz")
+    with pytest.raises(CompressError, match="x.aecz: format version 9 is not supported .*versions 1, 2, 3"):
+        compress.unpack(forge(v3, version=9), "x.aecz")
+    # a version-2 file (one level, the CompressAI table) still decodes, to the same pixels
+    y = rdcodec.latents(codec, images[:50])
+    v2 = version2_file(codec, y, 1, block=20)
+    packed = compress.unpack_rd(v2)
+    assert (packed.version, packed.levels, packed.level) == (2, {1: 50}, 1) and ae
+    assert torch.equal(compress.decompress_rd(v2, codec), compress.decompress_rd(compress.pack_rd(codec, y, 1), codec))
+
+
+def mixture_codec(images, mixtures=3):
+    from aecore.codec_train import fit_mixtures
+    model = small_codec()
+    model.set_mixtures(fit_mixtures(model, images, mixtures, iterations=3, log=lambda *a, **k: None))
+    return model
+
+
+def test_mixture_tables_code_each_digit_with_its_best_table_bit_exactly(mnist_test, tmp_path):
+    fit, held = mnist_test[0][:1000], mnist_test[0][1000:1300]
+    plain, mixed = small_codec(), mixture_codec(fit)
+    for k in range(mixed.levels):
+        mix = mixed.mixture(k)
+        assert 1 < len(mix["freq"]) <= 3 and int(mix["prior"].sum()) == 1000 and int(mix["freq"].min()) >= 1
+    y = rdcodec.latents(mixed, held)
+    for level in range(mixed.levels):
+        coder, symbols = mixed.coders()[level], rdcodec.to_symbols(mixed, y, level)
+        tables = coder.choose(symbols)
+        assert len(np.unique(tables)) > 1                       # the digits do not all pick one table
+        first, second = compress.pack_rd(mixed, y, level, block=128), compress.pack_rd(mixed, y, level, block=128)
+        assert first == second                                  # compress twice: the same bytes
+        decoded = compress.decompress_rd(first, mixed)
+        assert torch.equal(decoded, rdcodec.from_symbols(mixed, symbols, level))
+        # the tables fitted to digits code other digits in fewer bytes than the checkpoint's own
+        assert len(first) < 0.8 * len(compress.pack_rd(plain, y, level, block=128))
+        # the coded size is what the coder's cost estimate says, within a flush per block
+        assert abs(sum(len(p) for p in compress.unpack_rd(first).payloads) - coder.costs(symbols).sum() / 8) < 3 * 4
+    # the mixtures travel in the checkpoint, and the fingerprint covers them
+    path = save_checkpoint(mixed, tmp_path / "mixed.pt")
+    reloaded = rdcodec.load_codec(path)
+    assert compress.model_fingerprint(reloaded) == compress.model_fingerprint(mixed) != compress.model_fingerprint(plain)
+    data = compress.pack_rd(mixed, y, 1)
+    assert torch.equal(compress.decompress_rd(data, reloaded), compress.decompress_rd(data, mixed))
+    with pytest.raises(CompressError, match="not with this rd_codec"):
+        compress.decompress_rd(data, plain)
+
+
+def test_forged_mixture_tables_in_a_checkpoint_are_refused(mnist_test):
+    mixed = mixture_codec(mnist_test[0][:500], 2)
+    ckpt = torch.load(__import__("io").BytesIO(checkpoint_bytes(mixed)), weights_only=True)
+    cases = {"mix0_freq": ("frequencies must be 1..", lambda t: t * 0),
+             "mix1_prior": ("one prior count per table", lambda t: torch.cat([t, t])),
+             "mix1_freq": ("freq must be", lambda t: t[:, :-1])}
+    for key, (reason, forged) in cases.items():
+        bad = {**ckpt, "state_dict": {**ckpt["state_dict"], key: forged(ckpt["state_dict"][key])}}
+        with pytest.raises(CheckpointError, match=reason):
+            rdcodec.from_checkpoint(bad, "forged.pt")
+    many = {**ckpt, "state_dict": {**ckpt["state_dict"], "mix0_freq": torch.ones(65, ckpt["state_dict"]["mix0_freq"].shape[1], dtype=torch.int16),
+                                   "mix0_prior": torch.ones(65, dtype=torch.int32)}}
+    with pytest.raises(CheckpointError, match="1..64 tables"):
+        rdcodec.from_checkpoint(many, "forged.pt")
+
+
+def test_each_digit_can_have_its_own_level(codec, images):
+    y = rdcodec.latents(codec, images)
+    levels = np.arange(len(images)) % 3 % 2            # both levels, unevenly
+    data = compress.pack_rd(codec, y, levels, block=128)
+    packed = compress.unpack_rd(data)
+    assert packed.levels == {0: 200, 1: 100} and packed.level is None
+    at = [rdcodec.from_symbols(codec, rdcodec.to_symbols(codec, y, k), k) for k in range(2)]
+    expected = torch.where(torch.from_numpy(levels == 1)[:, None, None, None], at[1], at[0])
+    assert torch.equal(compress.decompress_rd(data, codec), expected)
+    with pytest.raises(CompressError, match="level must be 0..1"):
+        compress.pack_rd(codec, y, levels + 1)
+
+
+def test_rate_control_gives_the_best_psnr_that_fits_the_budget():
+    """allocate: a Lagrangian choice per digit; against every single-level choice and
+    against a brute force over all assignments of a few digits."""
+    import itertools
+    g = np.random.default_rng(0)
+    bits = np.sort(g.uniform(20, 400, (6, 4)), axis=1)            # higher levels cost more ...
+    psnr = np.sort(g.uniform(15, 35, (6, 4)), axis=1)             # ... and look better
+    costs = {"bits": bits, "psnr": psnr}
+    entropy = lambda lv: -sum(p * np.log2(p) for p in np.bincount(lv) / len(lv) if p > 0) * len(lv)
+    total = lambda lv: bits[np.arange(6), lv].sum() + entropy(lv)
+    for budget in (200, 600, 1000, 1500, 2600):
+        levels = rdcodec.allocate(costs, budget)
+        assert total(levels) <= budget or (levels == 0).all()
+        best = max((psnr[np.arange(6), list(lv)].sum() for lv in itertools.product(range(4), repeat=6)
+                    if total(np.array(lv)) <= budget), default=None)
+        if best is not None:   # a Lagrangian choice is on the convex hull: close to the best, never above it
+            got = psnr[np.arange(6), levels].sum()
+            assert got <= best + 1e-9 and got >= best - 12
+        for k in range(4):     # at least as good as any one level for all digits that fits
+            if total(np.full(6, k)) <= budget:
+                assert psnr[np.arange(6), levels].sum() >= psnr[:, k].sum() - 1e-9
 
 
 def test_commands_write_and_read_codec_files(codec, tmp_path, capsys, mnist_test):
@@ -186,9 +297,16 @@ def test_commands_write_and_read_codec_files(codec, tmp_path, capsys, mnist_test
     assert np.array_equal(np.load(npy), compress.decompress_rd(data, codec).numpy())
     with pytest.raises(CompressError, match="--level must be 0..1 for this codec, got 5"):
         run_cli("compress", "--count", 4, "--checkpoint", ckpt, "--level", 5, "--out", tmp_path / "e.aecz")
-    with pytest.raises(CompressError, match="no sizes per level"):
-        run_cli("compress", "--count", 4, "--checkpoint", ckpt, "--target-bytes", 10, "--out", tmp_path / "e.aecz")
+    with pytest.raises(CompressError, match="give --level or --target-bytes, not both"):
+        run_cli("compress", "--count", 4, "--checkpoint", ckpt, "--level", 1, "--target-bytes", 10,
+                "--out", tmp_path / "e.aecz")
+    with pytest.raises(CompressError, match="a positive number of bytes per digit, got -3"):
+        run_cli("compress", "--count", 4, "--checkpoint", ckpt, "--target-bytes", -3, "--out", tmp_path / "e.aecz")
     assert not (tmp_path / "e.aecz").exists()
+    assert run_cli("compress", "--count", 40, "--checkpoint", ckpt, "--target-bytes", 900, "--out", file,
+                   "--force") == 0
+    assert "at most 900 bytes per digit (digits per level:" in capsys.readouterr().out
+    assert file.stat().st_size <= 900 * 40
 
 
 def test_a_refused_file_leaves_no_output(codec, images, tmp_path, capsys):
@@ -240,15 +358,6 @@ def test_tables_from_compressai_code_as_compactly_as_its_own_coder(mnist_test):
     assert inside.float().mean() > 0.99
 
 
-def test_a_target_size_picks_the_best_level_that_fits(codec):
-    saved = getattr(codec, "metrics", None)
-    codec.metrics = {"levels": [{"level": 0, "bytes_per_image": 9.0}, {"level": 1, "bytes_per_image": 40.0}]}
-    try:
-        assert [rdcodec.level_for_bytes(codec, b) for b in (5, 9, 39.9, 40, 1000)] == [0, 0, 0, 1, 1]
-    finally:
-        codec.metrics = saved
-
-
 def test_an_uploaded_digit_becomes_one_mnist_digit():
     from io import BytesIO
 
@@ -282,9 +391,10 @@ def test_compress_then_decompress_of_the_test_split_reproduces_the_table(tmp_pat
     rows = [r for r in compress.read_rate_distortion()["rows"] if r["method"] == name]
     if not rows:
         pytest.skip("docs/rate_distortion.json has no rows of the shipped codec yet")
-    row = min(rows, key=lambda r: abs(r["bytes_per_image"] - 16))
+    row = max((r for r in rows if r["bytes_per_image"] <= 16), key=lambda r: r["psnr"])   # the ≤ 16 B figure
+    rate = ("--level", row["level"]) if row.get("level") is not None else ("--target-bytes", row["target_bytes"])
     file, npy = tmp_path / "test.aecz", tmp_path / "test.npy"
-    assert run_cli("compress", "--model", name, "--level", row["level"], "--out", file) == 0
+    assert run_cli("compress", "--model", name, *rate, "--out", file) == 0
     assert run_cli("decompress", file, "--out", npy) == 0          # finds the shipped codec by fingerprint
     assert file.stat().st_size / 10_000 == pytest.approx(row["bytes_per_image"], rel=2e-3)
     decoded = torch.from_numpy(np.load(npy))
@@ -302,3 +412,19 @@ def test_the_shipped_codec_is_small_and_records_its_command():
     assert entry["command"].startswith("python -m aecore.codec_train ") and "--steps" in entry["command"]
     sizes = [r["bytes_per_image"] for r in entry["metrics"]["levels"]]
     assert sizes == sorted(sizes) and len(sizes) == codec.levels          # each λ a larger file
+
+
+def test_forged_level_lists_are_refused(codec, images):
+    y = rdcodec.latents(codec, images[:20])
+    data = compress.pack_rd(codec, y, np.arange(20) % 2)
+    meta_len = struct.unpack_from("<H", data, 16)[0]
+    at = compress._FIXED2.size + meta_len + 16                      # the (level, digits) pairs
+    pairs = lambda *p: with_crc(data[:at] + b"".join(struct.pack("<BI", *x) for x in p) + data[at + 10:-4])
+    cases = {pairs((1, 10), (0, 10)): "distinct, in order", pairs((0, 10), (0, 10)): "distinct, in order",
+             pairs((0, 10), (1, 11)): "count its digits", pairs((0, 0), (1, 20)): "count its digits",
+             forge(data, level=200): "200 levels: 1 to 16"}
+    for bad, reason in cases.items():
+        with pytest.raises(CompressError, match=reason):
+            compress.decompress_rd(bad, codec, "forged.aecz")
+    with pytest.raises(CompressError, match="forged.aecz: level 5 is not one of this codec's 2 levels"):
+        compress.decompress_rd(pairs((0, 10), (5, 10)), codec, "forged.aecz")

@@ -79,14 +79,17 @@ def test_the_codec_rate_control_decodes_a_real_file_at_each_size(run_page, mnist
     at = run_page(PAGE)
     assert not at.exception
     control = at.select_slider[0]
+    assert control.value == 16 and tuple(control.options) == tuple(f"{b:g} B" for b in rdcodec.TARGET_SIZES)
     images = mnist_test[0][:200]
     seen = []
-    for level in (0, codec.levels - 1):
-        control.set_value(level).run()
+    for target in (12, 40):
+        control.set_value(target).run()
         assert not at.exception
-        data = compress.compress_rd(codec, images, level)
+        data, levels = compress.compress_rd_to_size(codec, images, target)
+        assert len(data) <= target * 200                             # the file meets its size
         assert metric(at, "Codec file") == f"{len(data):,} bytes"
         assert metric(at, "Bytes per digit") == f"{len(data) / 200:.1f}"
+        assert "Digits per level: " in " ".join(c.value for c in at.caption)
         psnr = float(metric(at, "PSNR").split()[0])
         seen.append((len(data), psnr))
     assert seen[0][0] < seen[1][0] and seen[0][1] < seen[1][1]      # more bytes, better digits
