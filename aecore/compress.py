@@ -286,13 +286,15 @@ def pack_rd(model, y: torch.Tensor, level, block: int = RD_BLOCK) -> bytes:
     levels = np.full(count, level, np.int64) if np.ndim(level) == 0 else np.asarray(level, np.int64)
     if levels.shape != (count,) or not (0 <= levels.min() and levels.max() < model.levels):
         raise CompressError(f"level must be 0..{model.levels - 1} (one, or one per digit), got {level}")
+    import constriction
+
     from .rdcodec import to_symbols
     present, counts = np.unique(levels, return_counts=True)
     which = np.searchsorted(present, levels).astype(np.int32)
     level_model = _level_model(counts)
     payloads = []
     for i in range(0, count, block):
-        enc = model.coders()[0]._queue.RangeEncoder()
+        enc = constriction.stream.queue.RangeEncoder()
         if level_model is not None:
             enc.encode(which[i:i + block], level_model)
         for k in present:
@@ -380,29 +382,30 @@ def check_rd_model(packed: RDPacked, model, label: str = "file") -> None:
 
 def decode_rd(packed: RDPacked, model, label: str = "file") -> torch.Tensor:
     """The images (count,1,28,28) of a parsed version-2 or -3 file, one block at a time."""
+    try:
+        return torch.cat([_decode_block(packed, model, payload, n)
+                          for payload, n in zip(packed.payloads, packed.block_counts())])
+    except (AssertionError, ValueError, RuntimeError) as e:   # constriction asserts on data no encoder wrote
+        raise CompressError(f"{label}: corrupt data (its symbols do not decode: {e})") from e
+
+
+def _decode_block(packed: RDPacked, model, payload: bytes, n: int) -> torch.Tensor:
+    import constriction
+
     from .rdcodec import from_symbols
     coders = model.coders()
     if packed.version == RD_VERSION:
-        coder = coders[packed.level]
-        return torch.cat([from_symbols(model, coder.decode(payload, n), packed.level)
-                          for payload, n in zip(packed.payloads, packed.block_counts())])
+        return from_symbols(model, coders[packed.level].decode(payload, n), packed.level)
     present = np.array(sorted(packed.levels))
     level_model = _level_model([packed.levels[k] for k in present])
-    out = []
-    for payload, n in zip(packed.payloads, packed.block_counts()):
-        dec = coders[0]._queue.RangeDecoder(np.frombuffer(payload, "<u4").astype(np.uint32))
-        levels = present[dec.decode(level_model, n)] if level_model is not None else np.full(n, present[0])
-        images = torch.zeros(n, 1, 28, 28)
-        for k in present:
-            rows = np.flatnonzero(levels == k)
-            if len(rows):
-                try:
-                    symbols = coders[int(k)].decode_from(dec, len(rows))
-                except ValueError as e:
-                    raise CompressError(f"{label}: corrupt data ({e})") from e
-                images[torch.from_numpy(rows)] = from_symbols(model, symbols, int(k))
-        out.append(images)
-    return torch.cat(out)
+    dec = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, "<u4").astype(np.uint32))
+    levels = present[dec.decode(level_model, n)] if level_model is not None else np.full(n, present[0])
+    images = torch.zeros(n, 1, 28, 28)
+    for k in present:
+        rows = np.flatnonzero(levels == k)
+        if len(rows):
+            images[torch.from_numpy(rows)] = from_symbols(model, coders[int(k)].decode_from(dec, len(rows)), int(k))
+    return images
 
 
 def compress_rd(model, images: torch.Tensor, level) -> bytes:

@@ -238,14 +238,7 @@ class LevelCoder:
         self._models = [None] * self.tables             # built on first use, per table
         self._prior_counts = prior
         self._prior = self._categorical(prior, perfect=False) if self.tables > 1 else None
-        # log2 probabilities, (tables, coded latents, widest support): the bits of each choice
-        width = int(self.support[self.coded].max()) if len(self.coded) else 1
-        logp = np.full((self.tables, len(self.coded), width), -64.0)
-        for j in range(self.tables):
-            for i, f in enumerate(self._freq[j]):
-                logp[j, i, :len(f)] = np.log2(f / f.sum())
-        self._logp = torch.from_numpy(logp.reshape(self.tables, -1))
-        self._width = width
+        self._logp = None                               # built by the encoder's first bits()
 
     def models(self, j: int) -> list:
         if self._models[j] is None:
@@ -264,6 +257,13 @@ class LevelCoder:
     def bits(self, symbols: np.ndarray, chunk: int = 2000) -> np.ndarray:
         """(N, tables) float64: each digit's symbols' information under each table, in bits
         (what the range coder spends, within a fraction of a bit per stream)."""
+        if self._logp is None:   # log2 probabilities, (tables, coded latents x widest support)
+            width = int(self.support[self.coded].max()) if len(self.coded) else 1
+            logp = np.full((self.tables, len(self.coded), width), -64.0)
+            for j in range(self.tables):
+                for i, f in enumerate(self._freq[j]):
+                    logp[j, i, :len(f)] = np.log2(f / f.sum())
+            self._logp, self._width = torch.from_numpy(logp.reshape(self.tables, -1)), width
         index = torch.arange(len(self.coded)) * self._width
         out = []
         for i in range(0, len(symbols), chunk):

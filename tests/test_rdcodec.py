@@ -428,3 +428,18 @@ def test_forged_level_lists_are_refused(codec, images):
             compress.decompress_rd(bad, codec, "forged.aecz")
     with pytest.raises(CompressError, match="forged.aecz: level 5 is not one of this codec's 2 levels"):
         compress.decompress_rd(pairs((0, 10), (5, 10)), codec, "forged.aecz")
+
+
+def test_a_file_whose_symbols_no_encoder_wrote_is_refused_with_a_message(mnist_test):
+    """The checksum is right (it was recomputed) but the range-coded words are noise: the
+    range decoder's own check turns into one line naming the file, for both versions."""
+    images = mnist_test[0][:300]
+    codec = mixture_codec(images[:200])
+    y = rdcodec.latents(codec, images)
+    g = np.random.default_rng(0)
+    for data in (compress.pack_rd(codec, y, np.arange(300) % 2), version2_file(codec, y, 1)):
+        payload = sum(len(p) for p in compress.unpack_rd(data).payloads)
+        noise = g.integers(0, 256, payload, dtype=np.uint8).tobytes()
+        bad = with_crc(data[:-4 - payload] + noise)
+        with pytest.raises(CompressError, match="^noise.aecz: corrupt data"):
+            compress.decompress_rd(bad, codec, "noise.aecz")

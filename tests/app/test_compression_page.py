@@ -82,7 +82,7 @@ def test_the_codec_rate_control_decodes_a_real_file_at_each_size(run_page, mnist
     assert control.value == 16 and tuple(control.options) == tuple(f"{b:g} B" for b in rdcodec.TARGET_SIZES)
     images = mnist_test[0][:200]
     seen = []
-    for target in (12, 40):
+    for target in (16, 40):
         control.set_value(target).run()
         assert not at.exception
         data, levels = compress.compress_rd_to_size(codec, images, target)
@@ -93,4 +93,8 @@ def test_the_codec_rate_control_decodes_a_real_file_at_each_size(run_page, mnist
         psnr = float(metric(at, "PSNR").split()[0])
         seen.append((len(data), psnr))
     assert seen[0][0] < seen[1][0] and seen[0][1] < seen[1][1]      # more bytes, better digits
+    control.set_value(rdcodec.TARGET_SIZES[0]).run()                 # perhaps below the smallest level
+    data, _ = compress.compress_rd_to_size(codec, images, rdcodec.TARGET_SIZES[0])
+    too_small = "Even the smallest level is larger than the target." in " ".join(c.value for c in at.caption)
+    assert too_small == (len(data) > rdcodec.TARGET_SIZES[0] * 200) and not at.exception
     assert [len(i.proto.imgs) for i in at.get("image")][:2] == [8, 8]
