@@ -430,14 +430,14 @@ def compress_rd_to_size(model, images: torch.Tensor, target_bytes: float, costs:
     costs = costs or level_costs(model, y, images)
     spare = budget - (len(smallest) - costs["bits"][:, 0].sum() / 8)   # what the symbols may take
     best = (smallest, np.zeros(len(images), np.int64))
-    for _ in range(6):   # the estimate is within bytes; shrink the budget by any overshoot
+    for attempt in range(8):   # the estimate is within bytes: shrink the budget by any overshoot, and more
         levels = allocate(costs, spare * 8)
         data = pack_rd(model, y, levels)
         if len(data) <= budget:
             if len(data) > len(best[0]):
                 best = (data, levels)
             break
-        spare -= len(data) - budget
+        spare -= len(data) - budget + 4 ** attempt
     return best
 
 
