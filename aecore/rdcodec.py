@@ -233,16 +233,21 @@ class LevelCoder:
         else:
             freq, prior = mixture["freq"].numpy().astype(np.int64), mixture["prior"].numpy().astype(np.float64)
         self.tables = len(freq)
-        self._freq = [[freq[j, starts[c]:starts[c] + self.support[c]].astype(np.float64) for c in self.coded]
-                      for j in range(self.tables)]
-        self._models = [None] * self.tables             # built on first use, per table
+        self._all_freq, self._starts = freq, starts
+        self._models = [None] * self.tables             # built on first use, per table (a decoder
+                                                        # of one level builds no other level's)
         self._prior_counts = prior
         self._prior = self._categorical(prior, perfect=False) if self.tables > 1 else None
         self._logp = None                               # built by the encoder's first bits()
 
+    def _freq(self, j: int) -> list[np.ndarray]:
+        """Table j's frequencies of each coded latent's symbols (float64, as the coder takes them)."""
+        return [self._all_freq[j, self._starts[c]:self._starts[c] + self.support[c]].astype(np.float64)
+                for c in self.coded]
+
     def models(self, j: int) -> list:
         if self._models[j] is None:
-            self._models[j] = [self._categorical(f, perfect=False) for f in self._freq[j]]
+            self._models[j] = [self._categorical(f, perfect=False) for f in self._freq(j)]
         return self._models[j]
 
     def symbols(self, y_scaled: torch.Tensor) -> np.ndarray:
@@ -261,7 +266,7 @@ class LevelCoder:
             width = int(self.support[self.coded].max()) if len(self.coded) else 1
             logp = np.full((self.tables, len(self.coded), width), -64.0)
             for j in range(self.tables):
-                for i, f in enumerate(self._freq[j]):
+                for i, f in enumerate(self._freq(j)):
                     logp[j, i, :len(f)] = np.log2(f / f.sum())
             self._logp, self._width = torch.from_numpy(logp.reshape(self.tables, -1)), width
         index = torch.arange(len(self.coded)) * self._width
