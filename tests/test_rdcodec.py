@@ -461,3 +461,22 @@ def test_a_file_made_to_a_size_fits_it_and_beats_every_level_that_fits(mnist_tes
         assert all(ours >= psnr(f) for f in fixed if len(f) <= target * 500)
     data, levels = compress.compress_rd_to_size(codec, images, 1)       # below the smallest level
     assert (levels == 0).all() and data == fixed[0]
+
+
+def test_refit_adds_mixture_tables_to_a_codec_checkpoint_and_records_both_commands(tmp_path):
+    from aecore import codec_train
+    from aecore.manifest import read_manifest
+    codec = small_codec()
+    path = save_checkpoint(codec, tmp_path / "codec.pt", training={"command": "python -m aecore.codec_train --steps 9"})
+    manifest = tmp_path / "manifest.json"
+    argv = ["--refit", "--mixtures", "3,0", "--out", str(path), "--manifest", str(manifest)]
+    assert codec_train.main(argv) == 0
+    refitted = rdcodec.load_codec(path)
+    assert refitted.mixture(0) is not None and refitted.mixture(1) is None      # 0: the CompressAI table stays
+    command = "python -m aecore.codec_train --steps 9 && python -m aecore.codec_train " + " ".join(argv)
+    assert refitted.training_info["command"] == command
+    assert read_manifest(tmp_path)[0]["command"] == command
+    assert codec_train.main(argv) == 0                         # a second refit replaces the first
+    assert rdcodec.load_codec(path).training_info["command"] == command
+    with pytest.raises(SystemExit):
+        codec_train.main(["--refit", "--mixtures", "99", "--out", str(path)])
