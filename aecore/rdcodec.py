@@ -262,14 +262,14 @@ class LevelCoder:
     def bits(self, symbols: np.ndarray, chunk: int = 2000) -> np.ndarray:
         """(N, tables) float64: each digit's symbols' information under each table, in bits
         (what the range coder spends, within a fraction of a bit per stream)."""
-        if self._logp is None:   # log2 probabilities, (tables, coded latents x widest support)
-            width = int(self.support[self.coded].max()) if len(self.coded) else 1
-            logp = np.full((self.tables, len(self.coded), width), -64.0)
-            for j in range(self.tables):
-                for i, f in enumerate(self._freq(j)):
-                    logp[j, i, :len(f)] = np.log2(f / f.sum())
-            self._logp, self._width = torch.from_numpy(logp.reshape(self.tables, -1)), width
-        index = torch.arange(len(self.coded)) * self._width
+        if self._logp is None:   # log2 probabilities, (tables, the coded latents' symbols one after another):
+            # as large as the tables themselves, whatever the widest support
+            self._logp = torch.from_numpy(np.stack([np.concatenate([np.log2(f / f.sum()) for f in self._freq(j)])
+                                                    if len(self.coded) else np.zeros(0)
+                                                    for j in range(self.tables)]).astype(np.float32))
+            self._offsets = torch.from_numpy(np.concatenate([[0], np.cumsum(self.support[self.coded])[:-1]])
+                                             .astype(np.int64))
+        index = self._offsets
         out = []
         for i in range(0, len(symbols), chunk):
             at = torch.from_numpy(symbols[i:i + chunk][:, self.coded].astype(np.int64)) + index
