@@ -122,7 +122,7 @@ else:
     used = [(k, n) for k, n in enumerate(torch.bincount(torch.from_numpy(levels), minlength=codec.levels).tolist()) if n]
     st.caption(("Even the smallest level is larger than the target. " if len(data) > target * count else "")
                + "Digits per level: " + ", ".join(f"λ {codec.lambdas[k]:g}: {n}" for k, n in used)
-               + ". A simple digit (a 1) buys its quality with fewer bytes than a busy one (an 8).")
+               + ". Each digit gets the level at which its bytes buy the most PSNR for the file.")
     ui.image_grid(images[:8], ["original"] * 8, scale=3)
     ui.image_grid(decoded[:8], [f"λ {codec.lambdas[k]:g}" for k in levels[:8]], scale=3)
     upload = st.file_uploader("Or your own digit: a PNG or JPEG of one digit (up to 5 MB)", type=["png", "jpg", "jpeg"],
