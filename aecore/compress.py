@@ -445,9 +445,10 @@ def compress_rd_code_within(model, images: torch.Tensor, target_bytes: float) ->
     """(file, level): `images` (a few: one drawing) at the highest level whose code, the file
     less its header, fits `target_bytes` per digit (else level 0); the header of a file of
     one digit is many times its code."""
-    best = None
+    from .rdcodec import latents
+    y, best = latents(model, images), None
     for level in range(model.levels):
-        data = compress_rd(model, images, level)
+        data = pack_rd(model, y, level)
         if best is None or len(data) - rd_header_bytes(data) <= target_bytes * len(images):
             best = (data, level)
     return best

@@ -221,7 +221,7 @@ class LevelCoder:
         length = table["cdf_length"].numpy().astype(np.int64)
         self.median = table["median"].numpy().astype(np.float32)
         self.offset = table["offset"].numpy().astype(np.int64)
-        self.support = length - 2                       # real symbols; the last is the overflow bin
+        self.support = supports(table)                  # real symbols; the last is the overflow bin
         self.coded = np.flatnonzero(self.support > 1)   # the latents that cost bits
         self._table, self._is_plain = table, mixture is None
         starts = np.concatenate([[0], np.cumsum(self.support)[:-1]])
@@ -236,7 +236,7 @@ class LevelCoder:
         self._all_freq, self._starts = freq, starts
         self._models = [None] * self.tables             # built on first use, per table (a decoder
                                                         # of one level builds no other level's)
-        self._prior_counts = prior
+        self._choice_bits = -np.log2(prior / prior.sum())   # what naming each table costs
         self._prior = self._categorical(prior, perfect=False) if self.tables > 1 else None
         self._logp = None                               # built by the encoder's first bits()
 
@@ -278,18 +278,14 @@ class LevelCoder:
 
     def costs(self, symbols: np.ndarray) -> np.ndarray:
         """(N,) bits each digit costs at this level: its symbols under its best table, and
-        that choice under the tables' prior."""
-        if self.tables == 1:
-            return self.bits(symbols)[:, 0]
-        prior = np.asarray(self._prior_counts, np.float64)
-        return (self.bits(symbols) - np.log2(prior / prior.sum())).min(1)
+        that choice under the tables' prior (nothing with one table)."""
+        return (self.bits(symbols) + self._choice_bits).min(1)
 
     def choose(self, symbols: np.ndarray) -> np.ndarray:
         """(N,) int32: the table that codes each digit in the fewest bits (0 with one table)."""
         if self.tables == 1:
             return np.zeros(len(symbols), np.int32)
-        prior = np.asarray(self._prior_counts, np.float64)
-        return (self.bits(symbols) - np.log2(prior / prior.sum())).argmin(1).astype(np.int32)
+        return (self.bits(symbols) + self._choice_bits).argmin(1).astype(np.int32)
 
     def encode_into(self, enc, symbols: np.ndarray, tables: np.ndarray) -> None:
         """Append the choices `tables` (N,), then each table's digits' symbols (latent by
@@ -305,9 +301,7 @@ class LevelCoder:
 
     def decode_from(self, dec, count: int) -> np.ndarray:
         """The inverse of encode_into: (count, D) int32 indices (count bounded by the caller)."""
-        tables = dec.decode(self._prior, count).astype(np.int64) if self.tables > 1 else np.zeros(count, np.int64)
-        if len(tables) and not 0 <= int(tables.min()) <= int(tables.max()) < self.tables:
-            raise ValueError("a table index out of range")
+        tables = dec.decode(self._prior, count) if self.tables > 1 else np.zeros(count, np.int32)
         out = np.zeros((count, len(self.support)), np.int32)
         for j in range(self.tables):
             rows = np.flatnonzero(tables == j)
