@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from .checkpoint import trained_noise
+from .coalesce import Coalescer
 from .evaluation import IMAGE_METRICS, apply, evaluate, score
 from .filters import FILTERS
 from .inpaint import INPAINTING, inpaint
@@ -74,10 +75,29 @@ def as_batch(digit) -> torch.Tensor:
 
 def reconstructions(digit, models: Mapping[str, object]) -> dict[str, Scored]:
     """Every model's reconstruction of one clean (28,28) digit, scored against it (the Draw
-    page). No SSIM: the page does not show it, and its first use costs a 2 s import."""
-    out = compare(as_batch(digit), None, 0.0, 0, models, with_ssim=False)
-    del out[NOISY]
+    page). No SSIM: the page does not show it, and its first use costs a 2 s import.
+    Concurrent calls (the app's sessions) share one batched pass per model (_RECONSTRUCT)."""
+    return _RECONSTRUCT((as_batch(digit), models))
+
+
+def _reconstruct_batch(requests: list[tuple[torch.Tensor, Mapping[str, object]]]) -> list[dict[str, Scored]]:
+    """One `compare` pass for every request with the same models (the same objects under the
+    same labels), then each request's row of it."""
+    groups: dict[tuple, list[int]] = {}
+    for i, (_, models) in enumerate(requests):
+        groups.setdefault(tuple((label, id(m)) for label, m in models.items()), []).append(i)
+    out: list = [None] * len(requests)
+    for rows in groups.values():
+        models = requests[rows[0]][1]
+        scores = compare(torch.cat([requests[i][0] for i in rows]), None, 0.0, 0, models, with_ssim=False)
+        del scores[NOISY]
+        for j, i in enumerate(rows):
+            out[i] = {label: Scored(s.images[j:j + 1], s.mse[j:j + 1], s.psnr[j:j + 1], None)
+                      for label, s in scores.items()}
     return out
+
+
+_RECONSTRUCT = Coalescer(_reconstruct_batch)
 
 
 @torch.no_grad()

@@ -1,8 +1,10 @@
 """aecore.denoising: seeded comparisons of denoisers and filters, scored against clean digits."""
+import threading
+
 import pytest
 import torch
 
-from aecore import metrics
+from aecore import denoising, metrics
 from aecore.denoising import (CLASSIC, NOISY, as_batch, code_of, compare, curve_levels, pick_digits, psnr_curve,
                               reconstructions)
 from aecore.filters import median
@@ -118,6 +120,43 @@ def test_reconstructions_of_one_digit(digits):
     assert out["blur"].images.shape == (1, 1, 28, 28)
     assert out["blur"].ssim is None  # not computed for the Draw page
     assert 0 < out["blur"].mean("mse") < 0.1
+
+
+def test_concurrent_reconstructions_share_a_batch_and_each_gets_its_own(digits, shipped_denoiser):
+    """As the Draw page's sessions do: strokes that arrive while a pass runs share the next one
+    (aecore.coalesce); each gets what it would have got alone, from its own models."""
+    started, release, sizes = threading.Event(), threading.Event(), []
+
+    def gate(x):  # holds the first pass until every other call waits
+        sizes.append(len(x))
+        started.set()
+        release.wait(10)
+        return x
+    mine = {"gate": gate, "denoiser": shipped_denoiser.model}
+    other = {"gate": gate, "blur": CLASSIC["Gaussian blur σ=1"]}      # another session's models
+    asks = [(digits[i, 0].numpy(), mine if i % 3 else other) for i in range(7)]
+    out = [None] * len(asks)
+
+    def call(i):
+        out[i] = reconstructions(*asks[i])
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(asks))]
+    threads[0].start()
+    assert started.wait(10)
+    for t in threads[1:]:
+        t.start()
+    while len(denoising._RECONSTRUCT._waiting) < len(asks) - 1:
+        threading.Event().wait(0.001)
+    release.set()
+    for t in threads:
+        t.join(10)
+    assert sizes[0] == 1 and sorted(sizes[1:]) == [2, 4]   # the waiting six: a pass per set of models
+    for (digit, models), got in zip(asks, out):
+        alone = compare(as_batch(digit), None, 0.0, 0, models, with_ssim=False)
+        assert list(got) == list(models)
+        for label in models:
+            assert got[label].images.shape == (1, 1, 28, 28)
+            assert torch.allclose(got[label].images, alone[label].images, atol=1e-5)
+            assert got[label].mse.item() == pytest.approx(alone[label].mse.item(), abs=1e-7)
 
 
 def test_as_batch_and_code_of(digits):
