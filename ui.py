@@ -235,17 +235,21 @@ class SafeHtml(str):
     calls st.html with anything but a literal)."""
 
 
-def show_html(block: SafeHtml, where=None) -> None:
-    """Render `block` with st.html in `where` (a container; the page by default): the one
-    place the app renders HTML built at run time."""
-    if not isinstance(block, SafeHtml):
+def show_html(*blocks: SafeHtml, where=None) -> None:
+    """Render `blocks` with st.html in `where` (a container; the page by default), stacked in
+    ONE element: each element costs a rerun a message, a hand-over between the script and the
+    server's send loop, and a DOM update (docs/BENCHMARKS.md section 9). The one place the app
+    renders HTML built at run time."""
+    if not blocks or not all(isinstance(b, SafeHtml) for b in blocks):
         raise TypeError("show_html renders only HTML made by ui's escaping builders (SafeHtml)")
-    (where or st).html(block)
+    body = blocks[0] if len(blocks) == 1 else f'<div style="{_STACK}">{"".join(blocks)}</div>'
+    (where or st).html(body)
 
 
 # Inline styles, not a <style> block: a new <style> in every rerun's HTML makes the browser
 # recompute the whole page's styles on each slider step.
 _ROWS = "display:flex;flex-direction:column;gap:.75rem"
+_STACK = "display:flex;flex-direction:column;gap:1rem"
 _ROW = "display:flex;flex-wrap:wrap;align-items:center;gap:.5rem 1rem"
 _LABEL = "flex:1 1 8rem;max-width:15rem;line-height:1.4"
 _LINE = "display:block;color:rgba(49,51,63,.6);font-size:.875rem"

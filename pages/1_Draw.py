@@ -116,7 +116,7 @@ def drawing_and_results():
     if digit is not None:
         st.session_state["drawing"] = digit
         ui.show_html(ui.digit_grid_html([ui.digit_image(digit, 1)], ["what the models see: 28×28, MNIST-style"], 140),
-                     right)
+                     where=right)
         if not models:
             st.warning("No model is available: train one on the Train page.")
             return

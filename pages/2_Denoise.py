@@ -128,11 +128,12 @@ def noise_level_and_results():
     top, step, default = LEVEL_RANGE[kind]
     level = st.slider("Noise level", 0.0, top, default, step, key=f"level_{kind}", help=LEVEL_HELP[kind])
     level = denoising.on_slider(kind, level)
+    rows = ()
     if clean is not None:
         # the key names everything `comparison` depends on (the labels give the row titles)
         key = ("denoise", kind, seed, ui.fingerprint(clean), *((label, ui.identity(m)) for label, m in methods.items()))
-        ui.show_html(ui.ahead(key, level, denoising.slider_levels(kind), comparison))
-    ui.show_html(curve_chart(curves(kind, chart_keys, chart_methods), kind, level))
+        rows = (ui.ahead(key, level, denoising.slider_levels(kind), comparison),)
+    ui.show_html(*rows, curve_chart(curves(kind, chart_keys, chart_methods), kind, level))   # one element
 
 
 noise_level_and_results()

@@ -280,7 +280,7 @@ def test_checkpoints_are_loaded_with_weights_only():
     (unsafe_html, "st.markdown(f'<b>{name}</b>', unsafe_allow_html=True)",
      "st.markdown('<br>', unsafe_allow_html=True)"),
     (unsafe_html, "st.html('<p>' + name)", "st.markdown(f'**{name}**')"),
-    (unsafe_html, "right.html(f'<p>{name}</p>')", "ui.show_html(ui.digit_grid_html(urls, names, 84), right)"),
+    (unsafe_html, "right.html(f'<p>{name}</p>')", "ui.show_html(ui.digit_grid_html(urls, names, 84), where=right)"),
     (file_access, "open(name).read()", "st.image(pixels)"),
     (file_access, "Path(st.text_input('file')).read_bytes()", "Path(upload.name).stem"),
     (file_access, "aecore.load_checkpoint(st.text_input('path'))", "aecore.load_checkpoint(up.getvalue())"),

@@ -59,8 +59,9 @@ def html_with(at, marker: str) -> list[str]:
 
 
 def rows(at) -> list[dict]:
-    """The rows shown (none before there are digits)."""
-    return [row for body in html_with(at, 'class="digit-rows"') for row in Rows(body).rows]
+    """The rows shown (none before there are digits); the chart shares their element."""
+    return [row for body in html_with(at, 'class="digit-rows"')
+            for row in Rows(body.split('<div class="svg-chart">')[0]).rows]
 
 
 def chart_svg(at) -> str:
@@ -102,6 +103,9 @@ def test_columns_have_images_and_scores(run_page):
     assert [len(row["images"]) for row in rows(at)] == [3] * 5  # 5 rows of 3 digits (default)
     assert len(scores(at)) == 4
     assert "<polyline" in chart_svg(at)
+    # what a slider step re-sends, besides the slider: the rows and the chart as ONE element
+    [fragment_html] = [h.value for h in at.html if 'class="digit-rows"' in h.value or 'class="svg-chart"' in h.value]
+    assert fragment_html.index('class="digit-rows"') < fragment_html.index('class="svg-chart"')
 
 
 def test_noise_levels_change_the_scores(run_page):

@@ -120,5 +120,9 @@ def test_show_html_renders_only_what_the_escaping_builders_made():
     """The app's one sink for HTML built at run time refuses a page's own string."""
     with pytest.raises(TypeError, match="only HTML made by ui's escaping builders"):
         ui.show_html("<img src=x onerror=alert(1)>")
+    with pytest.raises(TypeError, match="only HTML made by ui's escaping builders"):   # one bad block of several
+        ui.show_html(ui.digit_grid_html(["data:,"], ["a"], 28), "<img src=x onerror=alert(1)>")
+    with pytest.raises(TypeError):
+        ui.show_html()
     assert isinstance(ui.digit_grid_html(["data:,"], ["<b>"], 28), ui.SafeHtml)
     assert isinstance(ui.bar_chart_svg([1.0], title="t", x_title="x", y_title="y"), ui.SafeHtml)
