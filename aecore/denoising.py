@@ -77,19 +77,28 @@ def reconstructions(digit, models: Mapping[str, object]) -> dict[str, Scored]:
     """Every model's reconstruction of one clean (28,28) digit, scored against it (the Draw
     page). No SSIM: the page does not show it, and its first use costs a 2 s import.
     Concurrent calls (the app's sessions) share one batched pass per model (_RECONSTRUCT)."""
-    return _RECONSTRUCT((as_batch(digit), models))
+    result = _RECONSTRUCT((as_batch(digit), models))
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
-def _reconstruct_batch(requests: list[tuple[torch.Tensor, Mapping[str, object]]]) -> list[dict[str, Scored]]:
+def _reconstruct_batch(requests: list[tuple[torch.Tensor, Mapping[str, object]]]) -> list[dict[str, Scored] | Exception]:
     """One `compare` pass for every request with the same models (the same objects under the
-    same labels), then each request's row of it."""
+    same labels), then each request's row of it; a pass that fails gives its error to its
+    own requests only (one session's broken model does not fail another's stroke)."""
     groups: dict[tuple, list[int]] = {}
     for i, (_, models) in enumerate(requests):
         groups.setdefault(tuple((label, id(m)) for label, m in models.items()), []).append(i)
     out: list = [None] * len(requests)
     for rows in groups.values():
         models = requests[rows[0]][1]
-        scores = compare(torch.cat([requests[i][0] for i in rows]), None, 0.0, 0, models, with_ssim=False)
+        try:
+            scores = compare(torch.cat([requests[i][0] for i in rows]), None, 0.0, 0, models, with_ssim=False)
+        except Exception as e:  # noqa: BLE001 - raised in each of these callers' threads
+            for i in rows:
+                out[i] = e
+            continue
         del scores[NOISY]
         for j, i in enumerate(rows):
             out[i] = {label: Scored(s.images[j:j + 1], s.mse[j:j + 1], s.psnr[j:j + 1], None)

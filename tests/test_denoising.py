@@ -159,6 +159,45 @@ def test_concurrent_reconstructions_share_a_batch_and_each_gets_its_own(digits, 
             assert got[label].mse.item() == pytest.approx(alone[label].mse.item(), abs=1e-7)
 
 
+def test_a_failing_model_fails_only_its_own_sessions_strokes(digits):
+    """Two sets of models in one batch: the pass of the set whose model raises gives its error
+    to its own callers; the other set's strokes are rebuilt as usual."""
+    started, release = threading.Event(), threading.Event()
+
+    def gate(x):
+        started.set()
+        release.wait(10)
+        return x
+
+    def broken(x):
+        raise RuntimeError("this model cannot run")
+    good, bad = {"gate": gate, "blur": CLASSIC["Gaussian blur σ=1"]}, {"gate": gate, "broken": broken}
+    asks = [good, good, bad, good, bad]
+    out = [None] * len(asks)
+
+    def call(i):
+        try:
+            out[i] = reconstructions(digits[i, 0].numpy(), asks[i])
+        except RuntimeError as e:
+            out[i] = e
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(asks))]
+    threads[0].start()
+    assert started.wait(10)
+    for t in threads[1:]:
+        t.start()
+    while len(denoising._RECONSTRUCT._waiting) < len(asks) - 1:
+        threading.Event().wait(0.001)
+    release.set()
+    for t in threads:
+        t.join(10)
+    for models, got in zip(asks, out):
+        if models is bad:
+            assert isinstance(got, RuntimeError) and "cannot run" in str(got)
+        else:
+            assert list(got) == ["gate", "blur"]
+    assert list(reconstructions(digits[0, 0].numpy(), good)) == ["gate", "blur"]   # and it keeps serving
+
+
 def test_as_batch_and_code_of(digits):
     class Halves:  # a stand-in encoder: the mean of the top and the bottom half
         def encode(self, x):
