@@ -44,7 +44,10 @@ def test_quick_floor_bench_measures_both_interactions_on_both_sides():
     timelines = {row[1]: row[2] for row in where.rows}
     for side in (app for pair in results.values() for app in pair):
         assert len(side.messages) == 2 and side.labels[-1] == "session_status_changed", (side.name, side.labels)
-    # the Denoise page's fragment run: the script starts, the rows and the chart arrive, it finishes
+    # the Denoise page's fragment run: the script starts, the rows and the chart arrive, it finishes;
     assert timelines["Denoise page"].startswith("send ") and " new_session " in timelines["Denoise page"]
-    assert timelines["Denoise page"].count(" html ") == 2 and " script_finished " in timelines["Denoise page"]
+    # the rows and the chart are one element: an html message, or Streamlit's reference to the copy the
+    # browser already holds (the same block at a level it has shown: a ref_hash message)
+    denoise = timelines["Denoise page"]
+    assert denoise.count(" html ") + denoise.count(" ref_hash ") == 1 and " script_finished " in denoise, denoise
     assert " imgs " in timelines["floor (b)"] or " image" in timelines["floor (b)"], timelines["floor (b)"]
