@@ -129,8 +129,9 @@ def drawing_and_results():
         ui.show_html(ui.digit_grid_html([ui.digit_image(results[k].images[0], 1) for k in labels],
                                         [f"{k} · MSE {results[k].mean('mse'):.4f} · PSNR {results[k].mean('psnr'):.1f} dB"
                                          for k in labels], 112))
-        st.caption(f"Server compute only: preprocessing and {len(models)} models took {elapsed_ms:.0f} ms. "
-                   "The pictures reach you after a round trip through Streamlit, which takes longer.")
+        st.caption(f"Server compute only: preprocessing and {len(models)} models took {elapsed_ms:.0f} ms "
+                   "(when other people draw at the same moment, their strokes share one pass through the models "
+                   "with yours). The pictures reach you after a round trip through Streamlit, which takes longer.")
         label = st.selectbox("Show the code of", labels)
         ui.show_html(code_chart(denoising.code_of(models[label], digit), label))
 
