@@ -18,14 +18,13 @@ R = TypeVar("R")
 
 
 class _Call(Generic[T, R]):
-    __slots__ = ("item", "result", "error", "done", "lead", "wake")
+    __slots__ = ("item", "result", "error", "done", "wake")
 
     def __init__(self, item: T):
         self.item = item
         self.result: R | None = None
         self.error: BaseException | None = None
-        self.done = False
-        self.lead = False            # set when this call must run the next batch
+        self.done = False            # woken and not done: this call runs the next batch
         self.wake = threading.Event()
 
 
@@ -42,16 +41,15 @@ class Coalescer(Generic[T, R]):
         self._lock = threading.Lock()
         self._waiting: list[_Call[T, R]] = []
         self._busy = False           # a batch is running (or its leader is being woken)
-        self.batches = 0             # counters, for the bench and the tests
+        self.batches = 0             # counters, for the tests
         self.calls = 0
 
     def __call__(self, item: T) -> R:
         call = _Call(item)
         with self._lock:
             self._waiting.append(call)
-            call.lead = not self._busy
-            self._busy = True
-        if not call.lead:
+            lead, self._busy = not self._busy, True
+        if not lead:
             call.wake.wait()          # until our batch is done, or it is our turn to run one
         if not call.done:
             self._lead()
@@ -77,10 +75,7 @@ class Coalescer(Generic[T, R]):
                 self.batches += 1
                 self.calls += len(batch)
                 following = self._waiting[0] if self._waiting else None
-                if following is None:
-                    self._busy = False
-                else:
-                    following.lead = True
+                self._busy = following is not None
             for c in batch:
                 c.done = True
                 if c is not batch[0]:

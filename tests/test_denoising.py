@@ -122,6 +122,30 @@ def test_reconstructions_of_one_digit(digits):
     assert 0 < out["blur"].mean("mse") < 0.1
 
 
+def reconstruct_while_held(asks, started, release) -> list:
+    """`reconstructions(digit, models)` for each ask in its own thread, as concurrent sessions do:
+    the first runs alone and its gate model holds it (having set `started`) while the others start
+    and queue behind it; then `release` lets them all finish. Each result (or RuntimeError), in order."""
+    out = [None] * len(asks)
+
+    def call(i):
+        try:
+            out[i] = reconstructions(*asks[i])
+        except RuntimeError as e:
+            out[i] = e
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(asks))]
+    threads[0].start()
+    assert started.wait(10)
+    for t in threads[1:]:
+        t.start()
+    while len(denoising._RECONSTRUCT._waiting) < len(asks) - 1:   # every later call queued
+        threading.Event().wait(0.001)
+    release.set()
+    for t in threads:
+        t.join(10)
+    return out
+
+
 def test_concurrent_reconstructions_share_a_batch_and_each_gets_its_own(digits, shipped_denoiser):
     """As the Draw page's sessions do: strokes that arrive while a pass runs share the next one
     (aecore.coalesce); each gets what it would have got alone, from its own models."""
@@ -135,20 +159,7 @@ def test_concurrent_reconstructions_share_a_batch_and_each_gets_its_own(digits, 
     mine = {"gate": gate, "denoiser": shipped_denoiser.model}
     other = {"gate": gate, "blur": CLASSIC["Gaussian blur σ=1"]}      # another session's models
     asks = [(digits[i, 0].numpy(), mine if i % 3 else other) for i in range(7)]
-    out = [None] * len(asks)
-
-    def call(i):
-        out[i] = reconstructions(*asks[i])
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(asks))]
-    threads[0].start()
-    assert started.wait(10)
-    for t in threads[1:]:
-        t.start()
-    while len(denoising._RECONSTRUCT._waiting) < len(asks) - 1:
-        threading.Event().wait(0.001)
-    release.set()
-    for t in threads:
-        t.join(10)
+    out = reconstruct_while_held(asks, started, release)
     assert sizes[0] == 1 and sorted(sizes[1:]) == [2, 4]   # the waiting six: a pass per set of models
     for (digit, models), got in zip(asks, out):
         alone = compare(as_batch(digit), None, 0.0, 0, models, with_ssim=False)
@@ -173,23 +184,7 @@ def test_a_failing_model_fails_only_its_own_sessions_strokes(digits):
         raise RuntimeError("this model cannot run")
     good, bad = {"gate": gate, "blur": CLASSIC["Gaussian blur σ=1"]}, {"gate": gate, "broken": broken}
     asks = [good, good, bad, good, bad]
-    out = [None] * len(asks)
-
-    def call(i):
-        try:
-            out[i] = reconstructions(digits[i, 0].numpy(), asks[i])
-        except RuntimeError as e:
-            out[i] = e
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(asks))]
-    threads[0].start()
-    assert started.wait(10)
-    for t in threads[1:]:
-        t.start()
-    while len(denoising._RECONSTRUCT._waiting) < len(asks) - 1:
-        threading.Event().wait(0.001)
-    release.set()
-    for t in threads:
-        t.join(10)
+    out = reconstruct_while_held([(digits[i, 0].numpy(), m) for i, m in enumerate(asks)], started, release)
     for models, got in zip(asks, out):
         if models is bad:
             assert isinstance(got, RuntimeError) and "cannot run" in str(got)
