@@ -194,8 +194,9 @@ class Runner:
 
     def report(self, trial: Trial, in_flight: int, capacity: int) -> None:
         r = self.rows[trial.name]
-        log(f"{self.status(in_flight, capacity)} {trial.name}: PSNR {r['psnr']:.2f} dB in {r['seconds']:.1f} s "
-            f"on {r['node']}")
+        denoised = "" if r.get("denoise_psnr") is None else f", denoising {r['denoise_psnr']:.2f} dB"
+        log(f"{self.status(in_flight, capacity)} {trial.name}: PSNR {r['psnr']:.2f} dB (clean inputs{denoised}) "
+            f"in {r['seconds']:.1f} s on {r['node']}")
 
     def run_serial(self, trials: list[Trial], threads: int = 1) -> None:
         import torch

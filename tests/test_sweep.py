@@ -71,6 +71,10 @@ def test_serial_sweep_tabulates_reports_failures_and_resumes(spec, tmp_path, cap
     # the denoiser: clean and denoising scores, and its manifest entry names the sweep
     assert rows["denoiser"]["denoise_psnr"] == pytest.approx(load_checkpoint(trials["denoiser"].out).metrics["psnr"])
     assert rows["simple-8-e1"]["denoise_psnr"] is None
+    # its progress line gives both: the clean figure alone would overstate what it does to noise
+    assert f"denoiser: PSNR {rows['denoiser']['psnr']:.2f} dB (clean inputs, denoising " \
+           f"{rows['denoiser']['denoise_psnr']:.2f} dB)" in err
+    assert f"simple-8-e1: PSNR {rows['simple-8-e1']['psnr']:.2f} dB (clean inputs) in" in err
     entry = json.loads((results / "shipped/manifest.json").read_text())["models"][0]
     assert entry["command"] == trials["denoiser"].command() and entry["sweep"] == "tiny"
     assert entry["file"] == "denoiser.pt" and entry["metrics"]["noise"] == "gaussian"
