@@ -89,6 +89,26 @@ def test_the_shipped_spec_is_the_recorded_commands():
         assert cli.model_options_from_args(args) == trial.options and args.model == trial.model
 
 
+@pytest.mark.parametrize("spec", sorted((ROOT / "sweeps").glob("*.toml")), ids=lambda p: p.name)
+def test_every_committed_spec_loads_and_its_commands_parse(spec):
+    trials = load_spec(spec).trials
+    assert trials
+    for trial in trials:
+        args = cli.build_parser().parse_args(trial.argv())
+        assert cli.train_config_from_args(args) == cli.TrainConfig(**trial.train)
+
+
+def test_the_gaussian_probe_results_are_a_run_of_its_spec():
+    """docs/gaussian-probe-results.json (issue 10's open Gaussian target: what was tried) is a
+    finished run of sweeps/gaussian-probe.toml as it stands, and none of its changes beat the recipe."""
+    trials = {t.name: t for t in load_spec(ROOT / "sweeps/gaussian-probe.toml").trials}
+    rows = {r["trial"]: r for r in json.loads((ROOT / "docs/gaussian-probe-results.json").read_text())["rows"]}
+    assert rows.keys() == trials.keys()
+    for name, row in rows.items():
+        assert row["status"] == "done" and row["command"] == trials[name].command()
+        assert row["test_size"] == 2000 and row["denoise_psnr"] <= rows["recipe"]["denoise_psnr"]
+
+
 def test_dry_run_lists_every_trial_and_its_command(capsys):
     assert cli.main(["sweep", str(ROOT / "sweeps/shipped.toml"), "--dry-run"]) == 0
     out = capsys.readouterr().out
