@@ -205,3 +205,11 @@ def _ticks(lo: float, hi: float, log: bool) -> list[float]:
     step = 10 ** math.floor(math.log10((hi - lo) / 5))
     step *= next(m for m in (1, 2, 5, 10) if (hi - lo) / (step * m) <= 6)
     return [k * step for k in range(math.ceil(lo / step), math.floor(hi / step) + 1)]
+
+
+def trained_on(metrics: dict) -> str:
+    """What a shipped denoiser was trained on, from its manifest metrics, for a table's label."""
+    from aecore.noise import BLIND
+    if metrics["noise"] == BLIND:
+        return "every kind, levels drawn at random"
+    return f"{metrics['noise']} {metrics['noise_level']:g}"

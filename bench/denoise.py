@@ -19,7 +19,7 @@ from aecore.models import can_sample
 from aecore.noise import BLIND
 from aecore.shipped import shipped_models
 
-from .common import Table, line_chart
+from .common import Table, line_chart, trained_on
 
 CONDITIONS = [("gaussian", 0.25), ("gaussian", 0.5), ("gaussian", 0.75), ("salt_pepper", 0.2), ("salt_pepper", 0.3),
               ("erasing", 0.25)]
@@ -72,9 +72,7 @@ def pick_models(shipped) -> tuple[list, object | None]:
 def methods_for(denoisers, plain) -> dict:
     out = {"noisy input (no denoising)": noisy_input}
     for s in denoisers:
-        m = s.entry["metrics"]
-        trained = "every kind, levels drawn at random" if m["noise"] == BLIND else f"{m['noise']} {m['noise_level']:g}"
-        out[f"{s.name} (denoising AE, trained on {trained})"] = s.model
+        out[f"{s.name} (denoising AE, trained on {trained_on(s.entry['metrics'])})"] = s.model
     if plain is not None:
         out[f"{plain.name} (plain autoencoder)"] = plain.model
     return out

@@ -12,7 +12,7 @@ from aecore.evaluation import evaluate
 from aecore.models import can_sample
 from aecore.shipped import shipped_models
 
-from .common import Table, line_chart
+from .common import Table, line_chart, trained_on
 
 HINTON_2006_CODE = 30
 HINTON_2006_SQUARED_ERROR = 3.00          # per image, pixels in [0,1]: MSE 3.00 / 784 = 0.0038
@@ -23,8 +23,7 @@ PUBLISHED = "Hinton & Salakhutdinov 2006"
 
 def _kind(s) -> str:
     if s.is_denoiser:
-        m = s.entry["metrics"]
-        return f"denoising AE ({m['noise']} {m['noise_level']:g}), clean input"
+        return f"denoising AE (trained on {trained_on(s.entry['metrics'])}), clean input"
     return "VAE (decodes the mean)" if can_sample(s.model) else "autoencoder"
 
 
