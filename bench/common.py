@@ -15,6 +15,8 @@ from html import escape
 import numpy as np
 import torch
 
+from aecore.noise_kinds import BLIND
+
 MISSING = "—"  # a cell with no value (not measured, not applicable)
 
 
@@ -209,7 +211,6 @@ def _ticks(lo: float, hi: float, log: bool) -> list[float]:
 
 def trained_on(metrics: dict) -> str:
     """What a shipped denoiser was trained on, from its manifest metrics, for a table's label."""
-    from aecore.noise import BLIND
     if metrics["noise"] == BLIND:
         return "every kind, levels drawn at random"
     return f"{metrics['noise']} {metrics['noise_level']:g}"

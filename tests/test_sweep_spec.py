@@ -73,6 +73,13 @@ def manifest_entries():
             yield manifest, entry
 
 
+def assert_the_cli_reads_it_back(trial):
+    """The CLI reads a trial's command into the trial's settings."""
+    args = cli.build_parser().parse_args(trial.argv())
+    assert cli.train_config_from_args(args) == cli.TrainConfig(**trial.train)
+    assert cli.model_options_from_args(args) == trial.options and args.model == trial.model
+
+
 def test_the_shipped_spec_is_the_recorded_commands():
     trials = {t.out: t for t in load_spec(ROOT / "sweeps/shipped.toml").trials}
     entries = list(manifest_entries())
@@ -83,10 +90,7 @@ def test_the_shipped_spec_is_the_recorded_commands():
         trial = trials[out]
         assert trial.command() == entry["command"]
         assert trial.manifest == manifest
-        # and the CLI reads that command into the trial's settings
-        args = cli.build_parser().parse_args(trial.argv())
-        assert cli.train_config_from_args(args) == cli.TrainConfig(**trial.train)
-        assert cli.model_options_from_args(args) == trial.options and args.model == trial.model
+        assert_the_cli_reads_it_back(trial)
 
 
 @pytest.mark.parametrize("spec", sorted((ROOT / "sweeps").glob("*.toml")), ids=lambda p: p.name)
@@ -94,8 +98,7 @@ def test_every_committed_spec_loads_and_its_commands_parse(spec):
     trials = load_spec(spec).trials
     assert trials
     for trial in trials:
-        args = cli.build_parser().parse_args(trial.argv())
-        assert cli.train_config_from_args(args) == cli.TrainConfig(**trial.train)
+        assert_the_cli_reads_it_back(trial)
 
 
 def test_the_gaussian_probe_results_are_a_run_of_its_spec():
