@@ -36,6 +36,7 @@ SECTIONS = {
     "floor": ("9. Draw and Denoise against the stack's floor (real Chromium)", "bench.floor"),
     # its own process (Locust patches the standard library for gevent): bench/capacity/__init__.py
     "capacity": ("10. Capacity: concurrent sessions without browsers", "bench.capacity"),
+    "ceiling": ("11. Gaussian denoising without a bottleneck", "bench.ceiling"),
 }
 
 

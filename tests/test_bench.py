@@ -10,13 +10,14 @@ import sys
 import xml.etree.ElementTree as ET
 
 import pytest
+import torch
 
 from bench.common import Table, line_chart
 from tests.conftest import ROOT
 
 DOCS = ROOT / "docs" / "BENCHMARKS.md"
 SECTIONS = ["quality", "denoise", "train_speed", "latency", "scaling", "rate_distortion", "precision", "cli",
-            "floor", "capacity"]
+            "floor", "capacity", "ceiling"]
 # floor and capacity start servers (and Chromium) of their own; their quick modes have tests of their own
 # (tests/browser/test_floor_bench.py, tests/test_capacity.py), so the shared quick run leaves them out
 OWN_TESTS = ["floor", "capacity"]
@@ -126,3 +127,31 @@ def test_line_chart_draws_one_line_per_series_and_one_dot_per_point():
     assert len(root.findall(f"{ns}circle")) == 3 + 1 + 2     # points + legend dots
     with pytest.raises(ValueError, match="no plottable"):
         line_chart({"a": [(0, 1.0)]}, title="t", x_label="x", y_label="y", log_x=True)
+
+
+def test_ceiling_scores_the_shipped_denoiser_and_a_unet_on_the_evaluate_noise(quick):
+    """Section 11: the shipped Gaussian denoiser's row is what `evaluate` gives it on the same
+    digits and seeded noise; the U-Net is scored after each quick epoch, better than its input."""
+    import aecore
+    from aecore.evaluation import evaluate
+    from aecore.shipped import shipped_models
+    from bench.ceiling import LEVEL, TARGET, UNetDenoiser, trained_epochs
+    _, _, data, _ = quick
+    [table] = data["ceiling"]
+    rows = {(r[0], r[3]): dict(zip(table["columns"], r)) for r in table["rows"]}
+    psnr = f"PSNR dB, Gaussian σ={LEVEL:g}"
+    test = aecore.load_mnist("test")[0][:200]
+    noisy = rows["noisy input", None][psnr]
+    assert noisy == pytest.approx(evaluate(lambda x: x, test, noise="gaussian", level=LEVEL)["psnr"])
+    shipped = [s for s in shipped_models() if s.model is not None and s.entry["metrics"]["noise"] == "gaussian"]
+    assert shipped
+    for s in shipped:
+        row = rows[f"{s.name} (shipped autoencoder)", trained_epochs(s.entry["command"])]
+        assert row[psnr] == pytest.approx(evaluate(s.model, test, noise="gaussian", level=LEVEL)["psnr"], abs=1e-3)
+        assert row["parameters"] == sum(p.numel() for p in s.model.parameters())
+    unet = [r for (name, _), r in rows.items() if name.startswith("U-Net")]
+    assert [r["epochs"] for r in unet] == [1, 2] and all(r["code"] == "none" for r in unet)
+    assert all(r[psnr] > noisy for r in unet)
+    assert rows["issue 10's target", None][psnr] == TARGET
+    assert trained_epochs("python -m aecore train --model simple --epochs 7 --out x.pt") == 7
+    assert UNetDenoiser(4)(torch.rand(2, 1, 28, 28)).shape == (2, 1, 28, 28)
