@@ -1,5 +1,6 @@
 """Run the benchmarks, print every table as Markdown and write them (with figures) to one
-document: `python -m bench` (full: writes docs/BENCHMARKS.md, and docs/COMPRESSION.md with docs/rate_distortion.json; ~15 minutes on 2 cores) or
+document: `python -m bench` (full: writes docs/BENCHMARKS.md, and docs/COMPRESSION.md with docs/rate_distortion.json;
+~15 minutes on 2 cores, and ~37 more for the ceiling section's 50-epoch training) or
 `python -m bench --quick` (smoke test, under a minute, writes to a temporary folder)."""
 from __future__ import annotations
 
