@@ -3,8 +3,8 @@ at σ = 0.5; the shipped denoiser, an autoencoder whose every output pixel comes
 128-number code, stays under it. Is the code what holds it back? A U-Net (Ronneberger et
 al. 2015) has skip connections that carry the input's detail around any code; it is trained
 here by the same trainer (aecore.train: Adam, warm-up then cosine decay, bf16 where the CPU
-has the units) on the same noise for as many epochs, and scored with the autoencoder on the same test digits
-and the same seeded noise as `python -m aecore evaluate`. If it also stays under the target,
+has the units) on the same noise for as many epochs, and scored with the autoencoder on the
+same test digits and seeded noise as `python -m aecore evaluate`. If it also stays under the target,
 the noise (σ = 0.5 clipped to [0, 1]: it leaves half the background exactly 0 and half the
 strokes' cores exactly 1, and swamps the grey edges between) sets the ceiling at this
 training budget, not the code.
