@@ -20,7 +20,7 @@ import streamlit as st
 from aecore import manifest
 from aecore.metric_help import explanation, tooltip
 from aecore.errors import CheckpointError
-from aecore.noise_kinds import BLIND
+from aecore.noise_kinds import describe_noise
 
 
 def metrics(entry: dict) -> dict:
@@ -28,11 +28,8 @@ def metrics(entry: dict) -> dict:
 
 
 def trained_for(m: dict) -> str:
-    if not m.get("noise"):
-        return "reconstruction"
-    if m["noise"] == BLIND:
-        return "denoising, blind: every kind at random levels"
-    return f"denoising {m['noise']} {m.get('noise_level', 0):g}"
+    noise = describe_noise(m.get("noise"), m.get("noise_level"))
+    return "reconstruction" if noise is None else f"denoising {noise}"
 
 
 def best_example(entries: list[dict], problems: dict) -> tuple | None:

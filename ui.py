@@ -27,7 +27,7 @@ from aecore import jobs
 import aecore.novelty
 from aecore.checkpoint import trained_noise
 from aecore.models import default_run_lr, list_models, model_spec
-from aecore.noise import BLIND, LEVEL_RANGE, NOISE_LABELS
+from aecore.noise import describe_noise
 from aecore.shipped import ShippedModel, make_example, shipped_models
 from aecore.trainer import ConfigError, TrainConfig
 
@@ -154,14 +154,8 @@ def available_models(denoisers: bool | None = None) -> dict:
 def trained_on(model) -> str | None:
     """What a denoiser learned to remove, in words ("trained on Gaussian noise 0.5", or the
     blind one's kinds and level ranges); None for a plain autoencoder."""
-    if (noise := trained_noise(model)) is None:
-        return None
-    kind, level = noise
-    if kind == BLIND:
-        return "trained blind: " + ", ".join(f"{NOISE_LABELS[k]} 0–{r[0]:g}" for k, r in LEVEL_RANGE.items())
-    if kind not in NOISE_LABELS:
-        return f"trained on an unknown noise {kind!r}"
-    return f"trained on {NOISE_LABELS[kind]} noise {level:g}"
+    noise = trained_noise(model)
+    return None if noise is None else f"trained on {describe_noise(*noise)}"
 
 
 def example(model) -> dict:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from .noise_kinds import BLIND, LEVEL_HELP, LEVEL_RANGE, NOISE_KINDS, NOISE_LABELS, TRAINING_NOISES
+from .noise_kinds import (BLIND, LEVEL_HELP, LEVEL_RANGE, NOISE_KINDS, NOISE_LABELS, TRAINING_NOISES,
+                          describe_noise)
 
 __all__ = ["BLIND", "LEVEL_HELP", "LEVEL_RANGE", "NOISE_KINDS", "NOISE_LABELS", "TRAINING_NOISES",
-           "add_noise", "corrupt", "check_level", "erased_mask"]
+           "describe_noise", "add_noise", "corrupt", "check_level", "erased_mask"]
 
 Level = float | torch.Tensor   # one level for the batch, or one per image (B,)
 

@@ -17,3 +17,15 @@ LEVEL_HELP = {
     "erasing": "fraction of the image area covered by one erased rectangle",
 }
 
+
+def describe_noise(kind: str | None, level: float | None = None) -> str | None:
+    """What a denoiser was trained to remove, in the words every page and table uses after
+    "trained on": "Gaussian noise 0.5", or the blind objective's kinds and level ranges; None
+    for a plain autoencoder (no noise)."""
+    if not kind:
+        return None
+    if kind == BLIND:
+        return "every kind, blind (" + ", ".join(f"{NOISE_LABELS[k]} 0–{r[0]:g}" for k, r in LEVEL_RANGE.items()) + ")"
+    if kind not in NOISE_LABELS:
+        return f"an unknown noise {kind!r}"
+    return f"{NOISE_LABELS[kind]} noise" + ("" if level is None else f" {level:g}")

@@ -15,7 +15,7 @@ from html import escape
 import numpy as np
 import torch
 
-from aecore.noise_kinds import BLIND
+from aecore.noise_kinds import describe_noise
 
 MISSING = "—"  # a cell with no value (not measured, not applicable)
 
@@ -211,6 +211,4 @@ def _ticks(lo: float, hi: float, log: bool) -> list[float]:
 
 def trained_on(metrics: dict) -> str:
     """What a shipped denoiser was trained on, from its manifest metrics, for a table's label."""
-    if metrics["noise"] == BLIND:
-        return "every kind, levels drawn at random"
-    return f"{metrics['noise']} {metrics['noise_level']:g}"
+    return describe_noise(metrics["noise"], metrics.get("noise_level"))

@@ -15,7 +15,7 @@ import aecore
 import ui
 from aecore import calibrate, jobs
 from aecore.models import default_run_lr, describe_model, model_spec
-from aecore.noise import BLIND, NOISE_LABELS, TRAINING_NOISES
+from aecore.noise import BLIND, NOISE_LABELS, TRAINING_NOISES, describe_noise
 from aecore.precision import PRECISION_HELP, PRECISIONS, bf16_units
 from aecore.trainer import LIMITS, ConfigError, TrainConfig, pick_device
 
@@ -210,10 +210,9 @@ def show_job(job: jobs.TrainingJob) -> None:
     if v.preview_recon is not None:
         if job.config.noise:
             st.image(strip(job.preview), caption="fixed test digits")
+        trains_on = describe_noise(job.config.noise, job.config.noise_level)
         st.image(strip(job.preview_inputs), caption="input" + (
-            " with every kind of noise at random levels" if job.config.noise == BLIND
-            else f" with {job.config.noise} noise {job.config.noise_level:g}" if job.config.noise
-            else ": fixed test digits"))
+            f" with the noise it trains on: {trains_on}" if trains_on else ": fixed test digits"))
         st.image(strip(v.preview_recon), caption=f"reconstruction after epoch {v.preview_epoch}")
 
 

@@ -44,3 +44,15 @@ def test_erasing_area():
 def test_bad_arguments(kind, level, message, x):
     with pytest.raises(ValueError, match=message):
         add_noise(x, kind, level)
+
+
+def test_what_a_denoiser_was_trained_on_in_the_words_every_page_uses():
+    """One phrasing (aecore.noise_kinds.describe_noise) for Home, the Denoise page and the bench."""
+    from aecore.noise import BLIND, LEVEL_RANGE, NOISE_LABELS, describe_noise
+    assert describe_noise(None) is None and describe_noise("", 0.3) is None   # a plain autoencoder
+    assert describe_noise("salt_pepper", 0.3) == "salt-and-pepper noise 0.3"
+    assert describe_noise("gaussian") == "Gaussian noise"   # a checkpoint that recorded no level
+    blind = describe_noise(BLIND, 0.0)
+    for kind, (top, _, _) in LEVEL_RANGE.items():
+        assert f"{NOISE_LABELS[kind]} 0–{top:g}" in blind
+    assert describe_noise("speckle", 0.1) == "an unknown noise 'speckle'"

@@ -233,7 +233,7 @@ def test_each_kind_starts_with_its_own_denoiser_and_classic_method(run_page, kin
 
 def test_the_blind_denoiser_is_offered_and_says_what_it_was_trained_on(run_page):
     at = run_page(PAGE)
-    blind = [o for o in widget(at.selectbox, "Denoising autoencoder").options if "trained blind" in o]
+    blind = [o for o in widget(at.selectbox, "Denoising autoencoder").options if "trained on every kind, blind" in o]
     assert blind, "no blind denoiser offered"
     for kind in NOISE_KINDS:
         assert NOISE_LABELS[kind] in blind[0]

@@ -16,10 +16,15 @@ def test_home_renders_the_shipped_models(run_page):
     manifest = json.loads((weights_dir() / "manifest.json").read_text())["models"]
     assert list(table["model"]) == [e["file"].removesuffix(".pt") for e in manifest]
     assert list(table["MSE"]) == [round(e["metrics"]["mse"], 5) for e in manifest]
-    from aecore.noise import BLIND
-    for row, e in zip(table["trained for"], manifest):   # Home reads BLIND from the torch-free aecore.noise_kinds
-        if e["metrics"]["noise"] == BLIND:
-            assert row == "denoising, blind: every kind at random levels"
+    from aecore.noise import BLIND, NOISE_LABELS
+    for row, e in zip(table["trained for"], manifest):   # Home reads the words from the torch-free aecore.noise_kinds
+        kind = e["metrics"]["noise"]
+        if kind == BLIND:
+            assert row.startswith("denoising every kind, blind (") and "random erasing 0–0.5" in row, row
+        elif kind:
+            assert row == f"denoising {NOISE_LABELS[kind]} noise {e['metrics']['noise_level']:g}", row
+        else:
+            assert row == "reconstruction", row
     # issue 10: a VAE's negative ELBO in nats, from its recorded metrics; nothing for the others
     for row, e in zip(table["−ELBO nats"], manifest):
         if e["model"] in ("vae", "vae2d"):

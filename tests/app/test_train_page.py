@@ -87,6 +87,18 @@ def test_a_short_training_finishes_and_its_model_is_usable_elsewhere(run_page):
         assert f"{LABEL} (this session)" in draw.run().selectbox[0].options and not draw.exception
 
 
+def test_a_denoiser_in_training_shows_the_noise_it_trains_on(run_page):
+    at = run_page(PAGE, **TINY)
+    at.selectbox(key="train_noise").set_value("gaussian").run()
+    at = start(at)
+    job = at.session_state["train_job"]
+    run_until(at, lambda: job.finished).run()
+    assert job.state == jobs.DONE and job.config.noise_level == 0.5 and not at.exception
+    captions = [image.caption for element in at.image for image in element.proto.imgs]
+    assert captions == ["fixed test digits", "input with the noise it trains on: Gaussian noise 0.5",
+                        "reconstruction after epoch 1"]
+
+
 def test_stop_keeps_the_model_trained_so_far(run_page):
     at = start(run_page(PAGE, **TINY | {"train_epochs": 1000, "train_train_size": 4096}))  # minutes
     job = at.session_state["train_job"]
