@@ -95,21 +95,29 @@ class ProcessLauncher:
             self.context.set_forkserver_preload(PRELOAD)
 
     def launch(self, spec: dict) -> "ProcessHandle":
-        reader, writer = self.context.Pipe(duplex=False)
-        stop = self.context.Event()
-        process = self.context.Process(target=_child, args=(spec, writer, stop, self.nice), daemon=True,
+        reader, writer = self.context.Pipe(duplex=False)             # worker -> server: its messages
+        stop_reader, stop_writer = self.context.Pipe(duplex=False)   # server -> worker: "stop"
+        process = self.context.Process(target=_child, args=(spec, writer, stop_reader, self.nice), daemon=True,
                                        name="aecore-training")
         try:
             process.start()
-        finally:
-            writer.close()   # the child holds the only write end: its death reads as EOF here
-        return ProcessHandle(process, reader, stop)
+        finally:   # the child holds the only other ends: its death reads as EOF here, ours there
+            writer.close()
+            stop_reader.close()
+        return ProcessHandle(process, reader, stop_writer)
 
 
 class ProcessHandle:
-    def __init__(self, process, reader, stop):
-        self.process, self._reader, self._stop = process, reader, stop
+    """The server's side of one worker process. "Stop" goes down a pipe of its own rather
+    than a multiprocessing.Event: an Event's set() takes a lock the worker takes before every
+    batch, and a worker killed while holding it (SIGKILL, the kernel out of memory) left the
+    server's set() waiting forever, its slot never freed and the queue stuck behind it.
+    Writing a few bytes to a pipe never waits on the worker, alive or dead."""
+
+    def __init__(self, process, reader, stop_writer):
+        self.process, self._reader, self._stop = process, reader, stop_writer
         self.pid = process.pid
+        self._stopping = False
 
     def receive(self, timeout_s: float) -> dict | None:
         ready = connection.wait([self._reader, self.process.sentinel], timeout_s)
@@ -124,15 +132,22 @@ class ProcessHandle:
         raise WorkerLost(describe_exit(self.process.exitcode))
 
     def stop(self) -> None:
-        self._stop.set()
+        if self._stopping:   # once is enough: the worker only asks whether the pipe has data
+            return
+        self._stopping = True
+        try:
+            self._stop.send_bytes(b"stop")
+        except OSError:   # the worker is gone (or closed its end): nothing left to stop
+            pass
 
     def close(self) -> None:
-        self._stop.set()
+        self.stop()
         self.process.join(JOIN_S)
         if self.process.is_alive():
             self.process.kill()
             self.process.join(JOIN_S)
         self._reader.close()
+        self._stop.close()
 
 
 def default_nice() -> int:
@@ -145,9 +160,10 @@ def default_nice() -> int:
     return NICE
 
 
-def _child(spec: dict, writer, stop, nice: int = 0) -> None:
+def _child(spec: dict, writer, stop_reader, nice: int = 0) -> None:
     """The job's process: run the worker, sending from a thread so a slow reader never
-    holds up training. If the server is gone (its end of the pipe closed), stop. `nice`:
+    holds up training. It stops once the server writes to `stop_reader`, or once the server
+    is gone (either pipe's other end closed: polling reads EOF, sending fails). `nice`:
     the process yields the CPU to the server's sessions (a stroke waits on no training) and
     still takes every cycle they leave."""
     from .worker import run
@@ -172,7 +188,7 @@ def _child(spec: dict, writer, stop, nice: int = 0) -> None:
     class Stop:
         @staticmethod
         def is_set() -> bool:
-            return lost.is_set() or stop.is_set()
+            return lost.is_set() or stop_reader.poll()   # True for data and for EOF alike
 
     thread = threading.Thread(target=sender, name="aecore-worker-sender", daemon=True)
     thread.start()
@@ -185,3 +201,4 @@ def _child(spec: dict, writer, stop, nice: int = 0) -> None:
         outbox.put(None)
         thread.join()
         writer.close()
+        stop_reader.close()

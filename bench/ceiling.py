@@ -26,7 +26,7 @@ from aecore.models.base import Autoencoder
 from aecore.shipped import shipped_models
 from aecore.trainer import TrainConfig, train
 
-from .common import Table, line_chart
+from .common import Table, line_chart, parameter_count
 
 KIND, LEVEL, TARGET = "gaussian", 0.5, 22.0   # issue 10's target
 WIDTH, EPOCHS, EVERY = 32, 50, 10   # the U-Net's channels at full resolution; its epochs (the shipped
@@ -79,10 +79,6 @@ def trained_epochs(command: str) -> int:
     return build_parser().parse_args(argv[argv.index("train"):]).epochs
 
 
-def parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def run(quick: bool = False) -> list[Table]:
     test, _ = aecore.load_mnist("test")
     train_images, _ = aecore.load_mnist("train", as_uint8=True)
@@ -99,7 +95,7 @@ def run(quick: bool = False) -> list[Table]:
     shipped = {s.name: s for s in shipped_models() if s.model is not None and s.entry["metrics"]["noise"] == KIND}
     scores = {name: psnr(s.model) for name, s in shipped.items()}
     for name, s in shipped.items():
-        t.add(f"{name} (shipped autoencoder)", s.model.code_size, parameters(s.model),
+        t.add(f"{name} (shipped autoencoder)", s.model.code_size, parameter_count(s.model),
               trained_epochs(s.entry["command"]), scores[name], None)
 
     torch.manual_seed(0)
@@ -115,7 +111,7 @@ def run(quick: bool = False) -> list[Table]:
         began = time.perf_counter()
         curve.append((progress.epoch, psnr(unet)))   # evaluate leaves the model in training mode
         clock["scoring"] += time.perf_counter() - began
-        t.add(f"U-Net, width {width} (skip connections)", "none", parameters(unet), progress.epoch,
+        t.add(f"U-Net, width {width} (skip connections)", "none", parameter_count(unet), progress.epoch,
               curve[-1][1], trained_s / 60)
 
     train(unet, train_images, None, TrainConfig(epochs=epochs, noise=KIND, noise_level=LEVEL, lr=LR),

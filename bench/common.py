@@ -212,3 +212,8 @@ def _ticks(lo: float, hi: float, log: bool) -> list[float]:
 def trained_on(metrics: dict) -> str:
     """What a shipped denoiser was trained on, from its manifest metrics, for a table's label."""
     return describe_noise(metrics["noise"], metrics.get("noise_level"))
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    """How many numbers a model learns, for a table's "parameters" column."""
+    return sum(p.numel() for p in model.parameters())

@@ -13,7 +13,7 @@ import torch
 import aecore
 from aecore.trainer import TrainConfig
 
-from .common import Table, line_chart, time_calls
+from .common import Table, line_chart, parameter_count, time_calls
 
 MODELS = ("simple", "conv_upsample")     # a dense and a convolutional model, code 32 unless varied
 EPOCH = 60000                            # MNIST training images
@@ -65,7 +65,7 @@ def code_table(quick: bool, train_x, test_x) -> Table:
                   formats={"training s per epoch (extrapolated)": ".1f"})
     for name in MODELS:
         for code in codes:
-            params = sum(p.numel() for p in aecore.create_model(name, code_size=code).parameters())
+            params = parameter_count(aecore.create_model(name, code_size=code))
             table.add(name, code, params,
                       epoch_seconds(name, 128, 3 if quick else 100, train_x, code_size=code),
                       inference_rate(name, 1000, test_x, 2 if quick else 5, code_size=code))

@@ -18,7 +18,7 @@ from aecore.data import cache_dir, ensure_mnist
 from aecore.shipped import shipped_models
 from aecore.trainer import TrainConfig
 
-from .common import Table
+from .common import Table, parameter_count
 
 REFERENCE_BATCH, REFERENCE_LR = 20, 1e-3
 CHECK_EVERY = {False: 2048, True: 256}  # {quick: images}: how often our runs check the test MSE
@@ -200,7 +200,7 @@ def throughput(quick: bool) -> Table:
         ref = reference_train(build(), loader, train_x[:10], checkpoints=1)
         ref_rate = ref.curve[-1][1] / ref.curve[-1][0]
         ours_rate = ours.history["images_per_s"][-1]
-        params = sum(p.numel() for p in s.model.parameters())
+        params = parameter_count(s.model)
         table.add(s.name, params, ours_rate, ref_rate, ours_rate / ref_rate)
     table.notes.append(
         f"Fresh models of each shipped configuration, plain reconstruction objective (BCE for aecore.train, "
