@@ -31,6 +31,7 @@ end on other machines must keep that boundary, e.g. only run on nodes the server
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.spawn
 import os
 import queue
 import signal
@@ -40,6 +41,7 @@ from multiprocessing import connection
 from typing import Protocol
 
 PRELOAD = ["aecore.worker"]   # imported once by the fork server, shared by every job
+WORKER_NAME = "aecore-training"   # a job's process, by name (how _without_main tells it from others)
 JOIN_S = 5.0                  # how long close() lets a worker finish before killing it
 NICE_ENV = "AECORE_TRAINING_NICE"
 NICE = 10                     # a job's process priority below the server's (Unix nice; 0 = the same)
@@ -98,13 +100,39 @@ class ProcessLauncher:
         reader, writer = self.context.Pipe(duplex=False)             # worker -> server: its messages
         stop_reader, stop_writer = self.context.Pipe(duplex=False)   # server -> worker: "stop"
         process = self.context.Process(target=_child, args=(spec, writer, stop_reader, self.nice), daemon=True,
-                                       name="aecore-training")
+                                       name=WORKER_NAME)
         try:
             process.start()
         finally:   # the child holds the only other ends: its death reads as EOF here, ours there
             writer.close()
             stop_reader.close()
         return ProcessHandle(process, reader, stop_writer)
+
+
+def _without_main(get_preparation_data):
+    """multiprocessing's get_preparation_data, minus the main module for a job's process.
+
+    A process started by "forkserver" or "spawn" first re-runs the parent's __main__ (to find
+    what the parent defined there), and in a Streamlit server __main__ is whatever page script
+    ran last, in any session: Streamlit installs each run's script as sys.modules["__main__"].
+    So every training process executed a page in bare mode before it trained (0.7 s per start,
+    measured in the test suite), and one whose page fails outside a server (the Draw page's
+    canvas component) killed the process before it started: the training failed with a
+    BrokenPipeError, depending on which page someone had opened last. A job's process needs
+    nothing from __main__ (its target lives in this module), so for processes named
+    WORKER_NAME the entries that re-run it are dropped; every other process is left alone."""
+    def preparation_data(name):
+        data = get_preparation_data(name)
+        if name == WORKER_NAME:
+            data.pop("init_main_from_path", None)
+            data.pop("init_main_from_name", None)
+        return data
+    preparation_data.wraps_for_aecore = True
+    return preparation_data
+
+
+if not getattr(multiprocessing.spawn.get_preparation_data, "wraps_for_aecore", False):   # once, even on reload
+    multiprocessing.spawn.get_preparation_data = _without_main(multiprocessing.spawn.get_preparation_data)
 
 
 class ProcessHandle:

@@ -3,8 +3,10 @@ real process of its own (aecore.launcher.ProcessLauncher), as in the app."""
 import os
 import random
 import signal
+import sys
 import threading
 import time
+import types
 
 import numpy as np
 import pytest
@@ -189,6 +191,23 @@ def test_a_worker_killed_at_any_moment_never_hangs_the_server(data):
         closer.join(launcher.JOIN_S + 10)
         assert not closer.is_alive(), "stop() or close() hung on a killed worker"
         assert not process_alive(handle.pid)
+
+
+def test_a_job_never_runs_the_scripts_streamlit_installs_as_main(data, tmp_path, monkeypatch):
+    """Streamlit installs each page it runs as sys.modules["__main__"], and a process started
+    by the fork server re-runs the parent's __main__ first: every training executed whichever
+    page ran last, and died before training when that page fails outside a server (the Draw
+    page's canvas component did, after the Train page's test opened it). Here the "page"
+    leaves a mark and fails; the job must train without running it."""
+    marker, page = tmp_path / "ran", tmp_path / "page.py"
+    page.write_text(f"open({str(marker)!r}, 'w').close()\nraise RuntimeError('a page outside a server')\n")
+    fake_main = types.ModuleType("__main__")
+    fake_main.__file__ = str(page)   # what Streamlit's script runner sets
+    monkeypatch.setitem(sys.modules, "__main__", fake_main)
+    job = make(data, epochs=1, **TINY)
+    Scheduler(slots=1).submit(job)
+    assert job.wait(60) and job.state == DONE, job.message
+    assert not marker.exists(), "the job's process ran the page"
 
 
 def test_a_worker_killed_before_its_first_epoch_leaves_no_model(data):
