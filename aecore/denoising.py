@@ -17,6 +17,9 @@ from .inpaint import INPAINTING, inpaint
 from .noise import BLIND, LEVEL_RANGE, NOISE_KINDS, NOISE_LABELS, corrupt
 
 NOISY = "noisy input"   # label of the corrupted input itself, the baseline every method must beat
+# what a row of `benchmark` is to its noise kind: the input itself, the kind's classic
+# baseline, a denoiser trained for that kind, the blind denoiser, a denoiser of another kind
+ROLES = ("noisy", "classic", "matched", "blind", "other")
 
 # The classic method of each kind, the one a denoiser has to beat: the strongest classic
 # filter on noisy MNIST digits (a 3x3 median beats a Gaussian blur on Gaussian noise too,
@@ -145,10 +148,15 @@ def matched(kind: str, denoisers: Mapping[str, object]) -> str | None:
     return None
 
 
-def benchmark(denoisers: Mapping[str, object], images: torch.Tensor, seed: int = 0) -> list[dict]:
+def benchmark(denoisers: Mapping[str, object], images: torch.Tensor, seed: int = 0,
+              roles: Sequence[str] = ROLES) -> list[dict]:
     """Every noise kind at its default level (LEVEL_RANGE) on `images`: the noisy input,
     the kind's classic baseline and every denoiser, as rows {noise, level, method, role,
-    psnr} (role: "noisy", "classic", "matched" (trained for this kind), "blind" or "other")."""
+    psnr} (role: "noisy", "classic", "matched" (trained for this kind), "blind" or "other").
+    Only the rows of `roles` are measured (format_benchmark needs "noisy")."""
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown role(s) {', '.join(sorted(unknown))}; choose from {', '.join(ROLES)}")
     rows = []
     for kind in NOISE_KINDS:
         level = LEVEL_RANGE[kind][2]
@@ -157,6 +165,8 @@ def benchmark(denoisers: Mapping[str, object], images: torch.Tensor, seed: int =
             trained = trained_for(model)
             methods[label] = ("matched" if trained == kind else "blind" if trained == BLIND else "other", model)
         for label, (role, method) in methods.items():
+            if role not in roles:
+                continue
             psnr = evaluate(method, images, noise=kind, level=level, seed=seed, metrics=("psnr",))["psnr"]
             rows.append({"noise": kind, "level": level, "method": label, "role": role, "psnr": psnr})
     return rows

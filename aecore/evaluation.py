@@ -13,6 +13,7 @@ import torch
 from . import metrics as _metrics
 from .models import can_sample
 from .noise import BLIND, corrupt
+from .precision import channels_last
 
 IMAGE_METRICS = ("mse", "psnr", "ssim")   # compare an estimate with the clean image
 METRICS = (*IMAGE_METRICS, "nelbo", "loss")
@@ -75,21 +76,22 @@ def evaluate(method, images: torch.Tensor, *, noise: str | None = None, level: f
     if "nelbo" in metrics and not hasattr(model, "negative_elbo"):
         del sums["nelbo"]
     try:
-        for clean in images.split(batch_size):
-            noisy, mask = corrupt(clean, noise, level, g)
-            noisy, clean = noisy.to(device), clean.to(device)
-            estimate = None
-            if "loss" in metrics:
-                loss, recon = model.loss(noisy, clean, objective)
-                sums["loss"] += loss.item() * len(clean)
-                if not can_sample(model):   # a VAE's loss decodes a sampled code, not its mean
-                    estimate = recon.clamp(0, 1)
-            if image_names:
-                estimate = apply(method, noisy, mask) if estimate is None else estimate
-                for name, values in score(estimate, clean, image_names).items():
-                    sums[name] += values.sum().item()
-            if "nelbo" in sums:
-                sums["nelbo"] += model.negative_elbo(clean, generator=g_code).sum().item()
+        with channels_last(model):
+            for clean in images.split(batch_size):
+                noisy, mask = corrupt(clean, noise, level, g)
+                noisy, clean = noisy.to(device), clean.to(device)
+                estimate = None
+                if "loss" in metrics:
+                    loss, recon = model.loss(noisy, clean, objective)
+                    sums["loss"] += loss.item() * len(clean)
+                    if not can_sample(model):   # a VAE's loss decodes a sampled code, not its mean
+                        estimate = recon.clamp(0, 1)
+                if image_names:
+                    estimate = apply(method, noisy, mask) if estimate is None else estimate
+                    for name, values in score(estimate, clean, image_names).items():
+                        sums[name] += values.sum().item()
+                if "nelbo" in sums:
+                    sums["nelbo"] += model.negative_elbo(clean, generator=g_code).sum().item()
     finally:
         if model is not None:
             model.train(was_training)

@@ -72,3 +72,21 @@ def autocast(precision: str, device: torch.device):
 
 def is_convolutional(model: torch.nn.Module) -> bool:
     return any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in model.modules())
+
+
+@contextlib.contextmanager
+def channels_last(model: torch.nn.Module | None):
+    """Run a convolutional model in the channels-last layout inside the block, and put it back
+    in the default layout after: oneDNN's convolutions take about half the time in fp32 on
+    this CPU (the full test set through a shipped denoiser: 24 s -> 12 s), and the outputs
+    differ from the default layout's by float rounding only (about 2e-6). A model that is
+    not convolutional, or already in another layout (a training's), is left as it is."""
+    weights = [p for p in model.parameters() if p.dim() == 4] if model is not None else []
+    if not weights or not is_convolutional(model) or not all(p.is_contiguous() for p in weights):
+        yield
+        return
+    model.to(memory_format=torch.channels_last)
+    try:
+        yield
+    finally:
+        model.to(memory_format=torch.contiguous_format)

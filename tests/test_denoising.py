@@ -203,3 +203,14 @@ def test_as_batch_and_code_of(digits):
     assert code == pytest.approx([digit[:14].mean(), digit[14:].mean()])
     with pytest.raises(ValueError, match="28x28"):
         as_batch(digit[:20])
+
+
+def test_benchmark_measures_only_the_roles_asked_for(digits, shipped_denoiser):
+    rows = denoising.benchmark({"d": shipped_denoiser.model}, digits, roles=("noisy", "matched", "blind"))
+    assert {r["role"] for r in rows} <= {"noisy", "matched", "blind"}
+    assert [r["noise"] for r in rows if r["role"] == "noisy"] == list(NOISE_KINDS)
+    everything = denoising.benchmark({"d": shipped_denoiser.model}, digits)
+    assert {r["role"] for r in everything} >= {"noisy", "classic"}
+    assert [r for r in everything if r["role"] in ("noisy", "matched", "blind")] == rows
+    with pytest.raises(ValueError, match="unknown role"):
+        denoising.benchmark({}, digits, roles=("best",))

@@ -91,3 +91,28 @@ def test_a_failed_run_turns_denormal_flushing_off_again(images):
         train(aecore.create_model("simple"), *images, TrainConfig(**TINY, epochs=1), fail)
     tiny = torch.tensor([1e-40], dtype=torch.float32)
     assert (tiny * 1).item() != 0.0
+
+
+def test_evaluation_runs_a_conv_model_channels_last_and_gives_it_back_as_it_was(mnist_test):
+    """`evaluate` runs convolutional models in the layout oneDNN prefers; the figures are the
+    default layout's to float rounding, and the model comes back in the layout it had."""
+    from aecore.evaluation import evaluate
+    from aecore.precision import channels_last
+
+    torch.manual_seed(0)
+    model = aecore.create_model("conv_upsample").eval()
+    images = mnist_test[0][:200]
+    with torch.no_grad():
+        reference = torch.nn.functional.mse_loss(model.reconstruct(images), images).item()
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.weight.shape[1] > 1)
+    layouts = []
+    conv.register_forward_pre_hook(lambda module, inputs: layouts.append(module.weight.is_contiguous()))
+    mse = evaluate(model, images, metrics=("mse",))["mse"]
+    assert mse == pytest.approx(reference, rel=1e-5)
+    assert layouts == [False]                      # it ran channels-last (one batch)
+    assert all(p.is_contiguous() for p in model.parameters())
+
+    model.to(memory_format=torch.channels_last)    # a training's model is left in its layout
+    with channels_last(model):
+        pass
+    assert not conv.weight.is_contiguous()
