@@ -233,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = argv
+    threads = torch.get_num_threads()
     try:
         if args.threads:
             torch.set_num_threads(args.threads)
@@ -246,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    finally:   # a caller in this process (a test, a notebook) keeps its own thread count
+        torch.set_num_threads(threads)
 
 
 def run() -> int:

@@ -69,6 +69,17 @@ def test_zero_threads(capsys):
     assert_one_error(*run(capsys, "--threads", "0", "list"), "--threads")
 
 
+def test_threads_hold_for_the_command_only(capsys):
+    """An in-process caller (a test, a notebook) keeps its own torch thread count."""
+    import torch
+    before = torch.get_num_threads()
+    code, err = run(capsys, "--threads", before + 1, "list")
+    assert code == 0, err
+    assert torch.get_num_threads() == before
+    assert_one_error(*run(capsys, "--threads", before + 1, "evaluate", "--checkpoint", "missing.pt"), "missing.pt")
+    assert torch.get_num_threads() == before
+
+
 @pytest.fixture
 def small_checkpoint(tmp_path):
     return aecore.save_checkpoint(aecore.create_model("simple", code_size=4), tmp_path / "small.pt")
