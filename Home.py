@@ -105,14 +105,17 @@ if example := best_example(entries, problems):
 
 if entries:
     st.subheader("Shipped models (full MNIST test set, 10,000 digits)")
+    # the figures before the words, so that they stay in view on a narrow screen; a status
+    # column only when a model is unavailable (the warnings above say why)
     st.dataframe(
-        [{"model": e["file"].removesuffix(".pt"), "architecture": e.get("model"), "code size": e.get("code_size"),
-          "trained for": trained_for(metrics(e)),
+        [{"model": e["file"].removesuffix(".pt"),
+          **({"status": "unavailable" if problems[e["file"]] else "ready"} if any(problems.values()) else {}),
+          "architecture": e.get("model"), "code size": e.get("code_size"),
           "MSE": round(metrics(e).get("mse", float("nan")), 5), "PSNR dB": round(metrics(e).get("psnr", float("nan")), 2),
           "SSIM": round(metrics(e).get("ssim", float("nan")), 3),
           "−ELBO nats": round(metrics(e)["nelbo"], 1) if metrics(e).get("nelbo") is not None else None,
-          "status": "unavailable" if problems[e["file"]] else "ready"}
-         for e in entries], hide_index=True,
+          "trained for": trained_for(metrics(e))}
+         for e in entries], hide_index=True, placeholder="–",
         column_config={"MSE": st.column_config.NumberColumn(help=tooltip("mse")),
                        "PSNR dB": st.column_config.NumberColumn(help=tooltip("psnr")),
                        "SSIM": st.column_config.NumberColumn(help=tooltip("ssim")),

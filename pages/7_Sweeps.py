@@ -83,4 +83,4 @@ with st.expander("The table"):
                    "code": int(r["code_size"]), "noise": r["noise"] or "", "MSE": r["mse"], "PSNR dB": r["psnr"],
                    "SSIM": r["ssim"], "denoise PSNR": r["denoise_psnr"], "bytes / digit": r["bytes_per_digit"],
                    "seconds": r["seconds"],
-                   "node": r["node"], "attempts": r["attempts"]} for r in rows], hide_index=True)
+                   "node": r["node"], "attempts": r["attempts"]} for r in rows], hide_index=True, placeholder="–")
