@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from . import metrics as _metrics
-from .models import can_sample
+from .models import can_sample, in_batches
 from .noise import BLIND, corrupt
 from .precision import channels_last
 
@@ -27,7 +27,7 @@ class MethodError(ValueError):
 def apply(method, noisy: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """A method's estimate of the clean batch, in [0, 1]."""
     if hasattr(method, "reconstruct"):
-        return method.reconstruct(noisy).clamp(0, 1)
+        return in_batches(method.reconstruct, noisy).clamp(0, 1)
     if getattr(method, "needs_mask", False):
         if mask is None:
             raise MethodError("this method fills in erased pixels: it needs random-erasing noise")

@@ -83,7 +83,11 @@ def bce_with_logits(logits: torch.Tensor, target: torch.Tensor, reduction: str =
     return (loss, probs) if with_probs else loss
 
 
-BATCH = 1000   # images per call when a whole set goes through a model
+# Images per call when a whole set goes through a model. At 1000, a 128-channel 28x28
+# activation is 400 MB, a fresh mapping of memory the kernel zeroes page by page: a third of
+# the CPU time went to page faults. At 128 the 10 shipped models reconstruct the test set in
+# 32 s instead of 44 (channels-last), bit for bit the same images.
+BATCH = 128
 
 
 @torch.no_grad()
