@@ -31,6 +31,14 @@ def ste_round(x: torch.Tensor) -> torch.Tensor:
 
 
 def main(argv=None) -> int:
+    threads = torch.get_num_threads()
+    try:
+        return _main(argv)
+    finally:   # --threads holds for the command only: an in-process caller keeps its own count
+        torch.set_num_threads(threads)
+
+
+def _main(argv) -> int:
     p = argparse.ArgumentParser(prog="python -m aecore.codec_train", description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch", type=int, default=96)

@@ -470,6 +470,9 @@ def test_refit_adds_mixture_tables_to_a_codec_checkpoint_and_records_both_comman
     path = save_checkpoint(codec, tmp_path / "codec.pt", training={"command": "python -m aecore.codec_train --steps 9"})
     manifest = tmp_path / "manifest.json"
     argv = ["--refit", "--mixtures", "3,0", "--out", str(path), "--manifest", str(manifest)]
+    threads = torch.get_num_threads()
+    assert codec_train.main(argv + ["--threads", str(threads + 1)]) == 0
+    assert torch.get_num_threads() == threads     # --threads holds for the command, not for its caller
     assert codec_train.main(argv) == 0
     refitted = rdcodec.load_codec(path)
     assert refitted.mixture(0) is not None and refitted.mixture(1) is None      # 0: the CompressAI table stays
