@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from .models import create_model
+from .precision import torch_threads
 from .trainer import TrainConfig, evaluate, train
 
 WARM_BATCHES, TIMED_BATCHES = 2, 6
@@ -37,9 +38,7 @@ def measure(model_name: str, code_size: int, config: TrainConfig, images: torch.
             threads: int = 1) -> Throughput:
     """Train a fresh `model_name` for a few batches of `images` as `config` would, on
     `threads` torch threads (the app's jobs use one)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         bs = min(config.batch_size, len(images))
         n = bs * (WARM_BATCHES + TIMED_BATCHES)
         data = images[:n].repeat(-(-n // len(images)), 1, 1, 1)[:n]
@@ -54,5 +53,3 @@ def measure(model_name: str, code_size: int, config: TrainConfig, images: torch.
         evaluate(model, test, run)
         eval_rate = len(test) / (time.perf_counter() - start)
         return Throughput(train_rate, eval_rate, result.precision)
-    finally:
-        torch.set_num_threads(before)

@@ -22,7 +22,7 @@ from .manifest import read_manifest_file, record_in_manifest
 from .models import UnknownModelError, create_model, describe_model, list_models, model_options, recommended_lr
 from .noise import BLIND, LEVEL_RANGE, TRAINING_NOISES
 from .shipped import make_example
-from .precision import PRECISION_HELP, PRECISIONS, resolve_precision
+from .precision import PRECISION_HELP, PRECISIONS, resolve_precision, torch_threads
 from .trainer import INTEGERS, LIMITS, WEIGHTS_DTYPES, ConfigError, TrainConfig, TrainingDiverged, pick_device
 
 class CLIError(Exception):
@@ -233,22 +233,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = argv
-    threads = torch.get_num_threads()
-    try:
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        return args.func(args)
-    except (CLIError, ConfigError, TrainingDiverged, CheckpointError, DataError, WriteError,
-            UnknownModelError, ValueError, OSError) as e:
-        if args.debug:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
-    finally:   # a caller in this process (a test, a notebook) keeps its own thread count
-        torch.set_num_threads(threads)
+    with torch_threads(args.threads):   # an in-process caller (a test, a notebook) keeps its own count
+        try:
+            return args.func(args)
+        except (CLIError, ConfigError, TrainingDiverged, CheckpointError, DataError, WriteError,
+                UnknownModelError, ValueError, OSError) as e:
+            if args.debug:
+                raise
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("\ninterrupted", file=sys.stderr)
+            return 130
 
 
 def run() -> int:

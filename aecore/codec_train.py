@@ -31,11 +31,9 @@ def ste_round(x: torch.Tensor) -> torch.Tensor:
 
 
 def main(argv=None) -> int:
-    threads = torch.get_num_threads()
-    try:
+    from .precision import torch_threads
+    with torch_threads(None):   # whatever --threads sets, an in-process caller keeps its own count
         return _main(argv)
-    finally:   # --threads holds for the command only: an in-process caller keeps its own count
-        torch.set_num_threads(threads)
 
 
 def _main(argv) -> int:

@@ -75,6 +75,19 @@ def is_convolutional(model: torch.nn.Module) -> bool:
 
 
 @contextlib.contextmanager
+def torch_threads(threads: int | None):
+    """torch's thread count set to `threads` inside the block (left as it is for None or 0),
+    and the caller's put back after: a command's --threads holds for the command only."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
 def channels_last(model: torch.nn.Module | None):
     """Run a convolutional model in the channels-last layout inside the block, and put it back
     in the default layout after: oneDNN's convolutions take about half the time in fp32 on

@@ -199,14 +199,10 @@ class Runner:
             f"in {r['seconds']:.1f} s on {r['node']}")
 
     def run_serial(self, trials: list[Trial], threads: int = 1) -> None:
-        import torch
+        from .precision import torch_threads
         from .trial import run_trial
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
+        with torch_threads(threads):
             self._run_serial(trials, run_trial)
-        finally:
-            torch.set_num_threads(before)
 
     def _run_serial(self, trials: list[Trial], run_trial) -> None:
         for i, trial in enumerate(trials):
