@@ -1,6 +1,6 @@
 """Run the benchmarks, print every table as Markdown and write them (with figures) to one
 document: `python -m bench` (full: writes docs/BENCHMARKS.md, and docs/COMPRESSION.md with docs/rate_distortion.json;
-~15 minutes on 2 cores, and ~37 more for the ceiling section's 50-epoch training) or
+~15 minutes on 2 cores, ~37 more for the ceiling section's 50-epoch training and ~12 for the levers') or
 `python -m bench --quick` (smoke test, under a minute, writes to a temporary folder)."""
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ SECTIONS = {
     # its own process (Locust patches the standard library for gevent): bench/capacity/__init__.py
     "capacity": ("10. Capacity: concurrent sessions without browsers", "bench.capacity"),
     "ceiling": ("11. Gaussian denoising without a bottleneck", "bench.ceiling"),
+    "levers": ("12. Gaussian denoising: the shipped model's cheap levers", "bench.levers"),
 }
 
 

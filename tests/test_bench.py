@@ -17,7 +17,7 @@ from tests.conftest import ROOT
 
 DOCS = ROOT / "docs" / "BENCHMARKS.md"
 SECTIONS = ["quality", "denoise", "train_speed", "latency", "scaling", "rate_distortion", "precision", "cli",
-            "floor", "capacity", "ceiling"]
+            "floor", "capacity", "ceiling", "levers"]
 # floor and capacity start servers (and Chromium) of their own; their quick modes have tests of their own
 # (tests/browser/test_floor_bench.py, tests/test_capacity.py), so the shared quick run leaves them out
 OWN_TESTS = ["floor", "capacity"]
@@ -155,3 +155,66 @@ def test_ceiling_scores_the_shipped_denoiser_and_a_unet_on_the_evaluate_noise(qu
     assert rows["issue 10's target", None][psnr] == TARGET
     assert trained_epochs("python -m aecore train --model simple --epochs 7 --out x.pt") == 7
     assert UNetDenoiser(4)(torch.rand(2, 1, 28, 28)).shape == (2, 1, 28, 28)
+
+
+def test_levers_score_the_shipped_denoiser_and_its_variants_on_the_evaluate_noise(quick):
+    """Section 12: every row is measured against the shipped Gaussian denoiser's own figure
+    on the same digits and seeded noise; the trainings ran; the target row says the gap."""
+    import aecore
+    from aecore.evaluation import evaluate
+    from aecore.shipped import shipped_models
+    from bench.levers import LEVEL, TARGET
+    _, _, data, _ = quick
+    [table] = data["levers"]
+    rows = [dict(zip(table["columns"], r)) for r in table["rows"]]
+    psnr = f"PSNR dB, Gaussian σ={LEVEL:g}"
+    [shipped] = [s for s in shipped_models() if s.model is not None and s.entry["metrics"]["noise"] == "gaussian"]
+    base = evaluate(shipped.model, aecore.load_mnist("test")[0][:200], noise="gaussian", level=LEVEL)["psnr"]
+    assert rows[0]["method"] == f"{shipped.name}, as shipped"
+    assert rows[0][psnr] == pytest.approx(base, abs=1e-3)
+    for r in rows:
+        assert r["change dB"] == pytest.approx(r[psnr] - rows[0][psnr])
+    trained = [r for r in rows if r["training minutes (this run)"] is not None]
+    assert len(trained) == 2 and all(r[psnr] > 15 for r in trained)   # tuned, not broken
+    assert [r["passes per image"] for r in rows if "shifts" in r["method"]] == [4, 9]
+    assert rows[-1]["method"] == "issue 10's target" and rows[-1][psnr] == TARGET
+
+
+def test_self_ensemble_puts_every_shifted_and_mirrored_output_back_in_place():
+    """Each copy's output is shifted and mirrored back, so an identity 'denoiser' gives back
+    its input exactly, and one unshifted copy is the model itself."""
+    from bench.levers import SHIFTS_9, SelfEnsemble
+
+    class Identity:
+        def reconstruct(self, x):
+            return x.clone()
+
+    x = torch.rand(3, 1, 28, 28)
+    assert torch.allclose(SelfEnsemble(Identity(), SHIFTS_9, mirror=True).reconstruct(x), x, atol=1e-6, rtol=0)
+
+    class Blur:   # shift- and mirror-equivariant, yet not the identity: a copy put back wrongly would show
+        def reconstruct(self, x):
+            return sum(torch.roll(x, (dy, dx), (2, 3)) * w for (dy, dx), w in (((0, 0), 0.5), ((0, 1), 0.25),
+                                                                                ((0, -1), 0.25)))
+
+    for shifts, mirror in (([(0, 0)], False), (SHIFTS_9, False), (SHIFTS_9, True), ([(2, -1)], True)):
+        assert torch.allclose(SelfEnsemble(Blur(), shifts, mirror).reconstruct(x), Blur().reconstruct(x),
+                              atol=1e-6, rtol=0)
+    assert not torch.allclose(Blur().reconstruct(x), x, atol=1e-2)
+
+
+def test_psnr_objective_is_minus_the_mean_psnr_and_trains_the_model_it_wraps():
+    from aecore.metrics import psnr
+    from aecore.models import create_model
+    from bench.levers import PSNR_EPS, PSNRObjective
+    torch.manual_seed(0)
+    model = create_model("conv_upsample", code_size=8, width=8)
+    learner = PSNRObjective(model)
+    x, target = torch.rand(4, 1, 28, 28), torch.rand(4, 1, 28, 28)
+    loss, recon = learner.loss(x, target)
+    assert torch.equal(recon, model.decode(model.encode(x)))
+    mse = (recon - target).pow(2).flatten(1).mean(1)
+    assert loss.item() == pytest.approx(-psnr(recon, target).mean().item(), abs=0.05)
+    assert loss.item() == pytest.approx((10 * torch.log10(mse + PSNR_EPS)).mean().item())
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters())
