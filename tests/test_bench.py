@@ -182,7 +182,7 @@ def test_levers_score_the_shipped_denoiser_and_its_variants_on_the_evaluate_nois
 
 def test_self_ensemble_puts_every_shifted_and_mirrored_output_back_in_place():
     """Each copy's output is shifted and mirrored back, so an identity 'denoiser' gives back
-    its input exactly, and one unshifted copy is the model itself."""
+    its input, and a shift- and mirror-equivariant blur its own output, for any shifts."""
     from bench.levers import SHIFTS_9, SelfEnsemble
 
     class Identity:
