@@ -142,8 +142,8 @@ def run(quick: bool = False) -> list[Table]:
     t.notes += [
         f"{len(test):,} test digits, the noise of `python -m aecore evaluate` (seed 0); the training-digit row "
         f"scores the first {len(seen):,} training digits with the same seeded noise. 'change' is against the "
-        f"shipped model on the test digits. The two trainings start from the shipped weights (float16, widened "
-        f"to float32) with fresh noise on the {len(train_images):,} training digits (aecore.train, batch "
+        f"shipped model on the test digits. The two trainings start from the shipped weights (in float32) with "
+        f"fresh noise on the {len(train_images):,} training digits (aecore.train, batch "
         f"{TrainConfig.batch_size}, cosine decay from lr {LR:g}, no warm-up).",
         f"Best lever here: {best[0]}, {best[2]:+.2f} dB; the target needs {TARGET - base:+.2f} dB.",
     ]
