@@ -20,16 +20,21 @@ import streamlit as st
 from aecore import manifest
 from aecore.metric_help import explanation, tooltip
 from aecore.errors import CheckpointError
-from aecore.noise_kinds import describe_noise
+from aecore.noise_kinds import blind_ranges, describe_noise
 
 
 def metrics(entry: dict) -> dict:
     return entry.get("metrics") or {}
 
 
-def trained_for(m: dict) -> str:
-    noise = describe_noise(m.get("noise"), m.get("noise_level"))
+def trained_for(m: dict, brief: bool = False) -> str:
+    noise = describe_noise(m.get("noise"), m.get("noise_level"), brief)
     return "reconstruction" if noise is None else f"denoising {noise}"
+
+
+TRAINED_FOR_HELP = ("Reconstruction: clean digit in, the same digit out. Denoising: noisy digit in, clean digit "
+                    "out, at the noise level shown. A blind denoiser saw every kind at random levels "
+                    f"({blind_ranges()}) and is never told which.")
 
 
 def best_example(entries: list[dict], problems: dict) -> tuple | None:
@@ -114,12 +119,13 @@ if entries:
           "MSE": round(metrics(e).get("mse", float("nan")), 5), "PSNR dB": round(metrics(e).get("psnr", float("nan")), 2),
           "SSIM": round(metrics(e).get("ssim", float("nan")), 3),
           "−ELBO nats": round(metrics(e)["nelbo"], 1) if metrics(e).get("nelbo") is not None else None,
-          "trained for": trained_for(metrics(e))}
+          "trained for": trained_for(metrics(e), brief=True)}   # a blind one's ranges: the header's help
          for e in entries], hide_index=True, placeholder="–",
         column_config={"MSE": st.column_config.NumberColumn(help=tooltip("mse")),
                        "PSNR dB": st.column_config.NumberColumn(help=tooltip("psnr")),
                        "SSIM": st.column_config.NumberColumn(help=tooltip("ssim")),
-                       "−ELBO nats": st.column_config.NumberColumn(help=tooltip("nelbo"))})
+                       "−ELBO nats": st.column_config.NumberColumn(help=tooltip("nelbo")),
+                       "trained for": st.column_config.TextColumn(help=TRAINED_FOR_HELP)})
     st.markdown("How close a reconstruction is to the original digit, three ways:\n" + explanation()
                 + "\n\nand for the variational autoencoders, their own score:\n" + explanation("nelbo"))
     st.caption("Each checkpoint comes from the `python -m aecore train …` command recorded in "

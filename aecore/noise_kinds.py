@@ -18,14 +18,19 @@ LEVEL_HELP = {
 }
 
 
-def describe_noise(kind: str | None, level: float | None = None) -> str | None:
+def blind_ranges() -> str:
+    """The blind objective's kinds and level ranges: "Gaussian 0–1, salt-and-pepper 0–0.6, …"."""
+    return ", ".join(f"{NOISE_LABELS[k]} 0–{r[0]:g}" for k, r in LEVEL_RANGE.items())
+
+
+def describe_noise(kind: str | None, level: float | None = None, brief: bool = False) -> str | None:
     """What a denoiser was trained to remove, in the words every page and table uses after
-    "trained on": "Gaussian noise 0.5", or the blind objective's kinds and level ranges; None
-    for a plain autoencoder (no noise)."""
+    "trained on": "Gaussian noise 0.5", or the blind objective's kinds and level ranges; `brief`,
+    for a table cell: "Gaussian 0.5", "every kind, blind". None for a plain autoencoder."""
     if not kind:
         return None
     if kind == BLIND:
-        return "every kind, blind (" + ", ".join(f"{NOISE_LABELS[k]} 0–{r[0]:g}" for k, r in LEVEL_RANGE.items()) + ")"
+        return "every kind, blind" + ("" if brief else f" ({blind_ranges()})")
     if kind not in NOISE_LABELS:
         return f"an unknown noise {kind!r}"
-    return f"{NOISE_LABELS[kind]} noise" + ("" if level is None else f" {level:g}")
+    return NOISE_LABELS[kind] + ("" if brief else " noise") + ("" if level is None else f" {level:g}")

@@ -55,4 +55,6 @@ def test_what_a_denoiser_was_trained_on_in_the_words_every_page_uses():
     blind = describe_noise(BLIND, 0.0)
     for kind, (top, _, _) in LEVEL_RANGE.items():
         assert f"{NOISE_LABELS[kind]} 0–{top:g}" in blind
+    assert describe_noise(BLIND, 0.0, brief=True) == "every kind, blind"   # a table cell (Home)
+    assert describe_noise("gaussian", 0.5, brief=True) == "Gaussian 0.5"
     assert describe_noise("speckle", 0.1) == "an unknown noise 'speckle'"
