@@ -23,6 +23,7 @@ import torch
 import aecore
 from aecore.evaluation import evaluate
 from aecore.metrics import mse
+from aecore.noise_kinds import BLIND
 from aecore.models.base import Autoencoder
 from aecore.shipped import shipped_models
 from aecore.trainer import TrainConfig, as_unit, train
@@ -122,10 +123,10 @@ def run(quick: bool = False) -> list[Table]:
                             ("mean over 9 shifts (−1, 0 or 1 pixel each way)", SelfEnsemble(model, SHIFTS_9)),
                             ("mean with its mirror image", SelfEnsemble(model, mirror=True))):
         add(f"{name}, {label}", psnr(ensemble), ensemble.passes)
-    if "blind" in models:
+    if BLIND in models:
         for weight in (0.5, 0.8):
-            add(f"{weight:g} × {name} + {1 - weight:g} × {models['blind'].name}",
-                psnr(Blend(model, models["blind"].model, weight)), 2)
+            add(f"{weight:g} × {name} + {1 - weight:g} × {models[BLIND].name}",
+                psnr(Blend(model, models[BLIND].model, weight)), 2)
 
     for objective in ("bce", "psnr"):
         tuned = copy.deepcopy(model).float()
