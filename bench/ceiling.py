@@ -41,12 +41,21 @@ def _block(c_in: int, c_out: int) -> nn.Sequential:
 class UNet(nn.Module):
     """Three resolutions (28, 14, 7) of two 3x3 convolutions, `width`, 2 and 4 times `width`
     channels; max-pooling down, nearest-neighbour upsampling up, each level's features
-    concatenated into the decoder at the same resolution. (B,1,28,28) -> logits."""
+    concatenated into the decoder at the same resolution. (B,1,28,28) -> logits.
 
-    def __init__(self, width: int):
+    `code` > 0 adds a dense code at the bottom (section 13): the 7x7 features, squeezed to
+    `squeeze` channels by a 1x1 convolution, go through a linear layer to `code` numbers and
+    back, and are added to the features that go up, so every output pixel can depend on the
+    whole digit as an autoencoder's do, while the skips still carry the local detail."""
+
+    def __init__(self, width: int, code: int = 0, squeeze: int = 16):
         super().__init__()
         w = width
         self.down1, self.down2, self.bottom = _block(1, w), _block(w, 2 * w), _block(2 * w, 4 * w)
+        if code:   # built between the bottom and the way up: without it (code 0) a seed builds section 11's weights as before
+            self.code = nn.Sequential(
+                nn.Conv2d(4 * w, squeeze, 1), nn.ReLU(), nn.Flatten(), nn.Linear(squeeze * 49, code), nn.ReLU(),
+                nn.Linear(code, squeeze * 49), nn.ReLU(), nn.Unflatten(1, (squeeze, 7, 7)), nn.Conv2d(squeeze, 4 * w, 1))
         self.up2, self.up1 = _block(4 * w + 2 * w, 2 * w), _block(2 * w + w, w)
         self.out = nn.Conv2d(w, 1, 1)
         self.pool, self.upsample = nn.MaxPool2d(2), nn.Upsample(scale_factor=2)
@@ -55,21 +64,24 @@ class UNet(nn.Module):
         a = self.down1(x)
         b = self.down2(self.pool(a))
         c = self.bottom(self.pool(b))
+        if hasattr(self, "code"):
+            c = torch.relu(c + self.code(c))
         d = self.up2(torch.cat([self.upsample(c), b], 1))
         return self.out(self.up1(torch.cat([self.upsample(d), a], 1)))
 
 
 class UNetDenoiser(Autoencoder):
     """The U-Net in the Autoencoder interface, so aecore.train and evaluate take it as they
-    are: it has no code (the encoder passes the image through; the 'decoder' is the whole
-    network), and the trainer's loss, BCE on the logits, applies unchanged."""
+    are: it has no code of its own (the encoder passes the image through; the 'decoder' is
+    the whole network, a dense code at its bottom included), and the trainer's loss, BCE on
+    the logits, applies unchanged."""
 
-    def __init__(self, width: int):
+    def __init__(self, width: int, code: int = 0, squeeze: int = 16):
         super().__init__()
         self.code_size = 28 * 28
-        self.config = {"width": width}
+        self.config = {"width": width} | ({"code": code, "squeeze": squeeze} if code else {})
         self.encoder = nn.Identity()
-        self.decoder = UNet(width)
+        self.decoder = UNet(width, code, squeeze)
 
 
 def trained_epochs(command: str) -> int:

@@ -17,7 +17,7 @@ from tests.conftest import ROOT
 
 DOCS = ROOT / "docs" / "BENCHMARKS.md"
 SECTIONS = ["quality", "denoise", "train_speed", "latency", "scaling", "rate_distortion", "precision", "cli",
-            "floor", "capacity", "ceiling", "levers"]
+            "floor", "capacity", "ceiling", "levers", "coded"]
 # floor and capacity start servers (and Chromium) of their own; their quick modes have tests of their own
 # (tests/browser/test_floor_bench.py, tests/test_capacity.py), so the shared quick run leaves them out
 OWN_TESTS = ["floor", "capacity"]
@@ -178,6 +178,36 @@ def test_levers_score_the_shipped_denoiser_and_its_variants_on_the_evaluate_nois
     assert len(trained) == 2 and all(r[psnr] > 15 for r in trained)   # tuned, not broken
     assert [r["passes per image"] for r in rows if "shifts" in r["method"]] == [4, 9]
     assert rows[-1]["method"] == "issue 10's target" and rows[-1][psnr] == TARGET
+
+
+def test_coded_scores_a_unet_with_a_code_alone_and_blended_with_the_shipped_denoiser(quick):
+    """Section 13: the shipped Gaussian denoiser's row is its `evaluate` figure; the U-Net with a
+    code is scored after each quick epoch and beats the noisy input; there is a blend for each
+    weight, none far below both networks (image by image, a weighted mean's squared error is at
+    most the larger of the two); the target row closes the table."""
+    import aecore
+    from aecore.evaluation import evaluate
+    from aecore.shipped import shipped_models
+    from bench.coded import LEVEL, TARGET, WEIGHTS
+    from bench.ceiling import UNetDenoiser
+    _, _, data, _ = quick
+    [table] = data["coded"]
+    rows = [dict(zip(table["columns"], r)) for r in table["rows"]]
+    psnr = f"PSNR dB, Gaussian σ={LEVEL:g}"
+    test = aecore.load_mnist("test")[0][:200]
+    [shipped] = [s for s in shipped_models() if s.model is not None and s.entry["metrics"]["noise"] == "gaussian"]
+    assert rows[0]["method"] == f"{shipped.name} (shipped autoencoder)"
+    assert rows[0][psnr] == pytest.approx(evaluate(shipped.model, test, noise="gaussian", level=LEVEL)["psnr"], abs=1e-3)
+    unet = [r for r in rows if r["method"].startswith("U-Net")]
+    noisy = evaluate(lambda x: x, test, noise="gaussian", level=LEVEL)["psnr"]
+    assert [r["epochs"] for r in unet] == [1, 2] and all(r[psnr] > noisy for r in unet)
+    blends = [r for r in rows if " × the U-Net + " in r["method"]]
+    assert [float(r["method"].split(" ×")[0]) for r in blends] == list(WEIGHTS)
+    assert all(r[psnr] > min(unet[-1][psnr], rows[0][psnr]) - 0.5 for r in blends)
+    assert rows[-1]["method"] == "issue 10's target" and rows[-1][psnr] == TARGET
+    net = UNetDenoiser(4, code=8)
+    assert net(torch.rand(2, 1, 28, 28)).shape == (2, 1, 28, 28) and hasattr(net.decoder, "code")
+    assert not hasattr(UNetDenoiser(4).decoder, "code")
 
 
 def test_self_ensemble_puts_every_shifted_and_mirrored_output_back_in_place():
