@@ -14,8 +14,6 @@ Not a model the app offers (section 11 says why): the rows say what a bigger net
 reach, and how far this machine's training budget is from it."""
 from __future__ import annotations
 
-import time
-
 import torch
 
 import aecore
@@ -23,7 +21,7 @@ from aecore.evaluation import evaluate
 from aecore.shipped import shipped_models
 from aecore.trainer import TrainConfig, train
 
-from .ceiling import KIND, LEVEL, LR, TARGET, UNetDenoiser
+from .ceiling import KIND, LEVEL, LR, TARGET, UNetDenoiser, scored_along
 from .common import Table, parameter_count
 from .levers import Blend
 
@@ -51,20 +49,17 @@ def run(quick: bool = False) -> list[Table]:
     torch.manual_seed(0)
     net = UNetDenoiser(width, code, SQUEEZE)
     label = f"U-Net, width {width}, with a code of {code} numbers"
-    clock = {"start": time.perf_counter(), "scoring": 0.0}
+    scored: list[float] = []
 
-    def score_now(progress) -> None:
-        """Every `every` epochs (and after the last, on the float16 weights): its PSNR so far."""
-        if progress.event != "epoch" or (progress.epoch % every and progress.epoch != epochs):
-            return
-        trained_s = time.perf_counter() - clock["start"] - clock["scoring"]
-        began = time.perf_counter()
-        t.add(label, parameter_count(net), progress.epoch, psnr(net), trained_s / 60)
-        clock["scoring"] += time.perf_counter() - began
+    def record(epoch: int, value: float, minutes: float) -> None:
+        scored.append(value)
+        t.add(label, parameter_count(net), epoch, value, minutes)
 
+    # scored every `every` epochs and after the last, on the float16 weights
     train(net, train_images, None, TrainConfig(epochs=epochs, noise=KIND, noise_level=LEVEL, lr=LR,
-                                               weights_dtype="float16"), callback=score_now)
-    alone = t.rows[-1][3]
+                                               weights_dtype="float16"),
+          callback=scored_along(lambda: psnr(net), every, epochs, record))
+    alone = scored[-1]
     blends = {}
     if shipped is not None:
         for weight in WEIGHTS:
