@@ -17,11 +17,10 @@ from __future__ import annotations
 import torch
 
 import aecore
-from aecore.evaluation import evaluate
 from aecore.shipped import shipped_models
 from aecore.trainer import TrainConfig, train
 
-from .ceiling import KIND, LEVEL, LR, TARGET, UNetDenoiser, scored_along
+from .ceiling import KIND, LEVEL, LR, TARGET, UNetDenoiser, scored_along, target_psnr
 from .common import Table, parameter_count
 from .levers import Blend
 
@@ -36,7 +35,7 @@ def run(quick: bool = False) -> list[Table]:
     width, code, epochs, every = (WIDTH, CODE, EPOCHS, EVERY) if not quick else (4, 8, 2, 1)
     if quick:
         test, train_images = test[:200], train_images[:1024]
-    psnr = lambda method: evaluate(method, test, noise=KIND, level=LEVEL, metrics=("psnr",))["psnr"]
+    psnr = lambda method: target_psnr(method, test)
 
     column = f"PSNR dB, Gaussian σ={LEVEL:g}"
     t = Table("Gaussian denoising with skip connections and a dense code" + (" (quick: 200 images)" if quick else ""),
