@@ -26,7 +26,7 @@ import aecore
 from aecore import jobs
 import aecore.novelty
 from aecore.checkpoint import trained_noise
-from aecore.models import default_run_lr, list_models, model_spec
+from aecore.models import default_run_lr, is_autoencoder, list_models, model_spec, training_error
 from aecore.noise import describe_noise
 from aecore.shipped import ShippedModel, make_example, shipped_models
 from aecore.trainer import ConfigError, TrainConfig
@@ -89,10 +89,12 @@ TRAIN_COMMON = {"noise": None, "noise_level": 0.5, "train_size": 60_000, "test_s
 
 def train_defaults(model_name: str) -> dict:
     """The Train page's settings for `model_name`: its own default run (ModelSpec: code size,
-    epochs, batch size, rate) and the common rest."""
+    epochs, batch size, rate) and the common rest; Gaussian noise for a model that trains only
+    on noise (a U-Net: aecore.models.training_error)."""
     spec = model_spec(model_name)
     return {"model": model_name, **TRAIN_COMMON, "code_size": spec.train_code_size, "epochs": spec.epochs,
-            "batch_size": spec.batch_size, "lr": default_run_lr(model_name)}
+            "batch_size": spec.batch_size, "lr": default_run_lr(model_name),
+            **({} if spec.autoencoder else {"noise": "gaussian"})}
 
 
 TRAIN_DEFAULTS = train_defaults("simple")   # the Train page's starting point
@@ -118,6 +120,9 @@ def train_setting_errors(settings: dict) -> dict[str, str]:
                 errors[key] = str(e)
         else:
             errors[key] = f"unknown training setting {key!r}"
+    if {"model", "noise"} <= set(settings) and not errors.keys() & {"model", "noise"}:
+        if error := training_error(settings["model"], settings["noise"]):
+            errors["noise"] = error
     return errors
 
 
@@ -141,14 +146,26 @@ def available_models(denoisers: bool | None = None) -> dict:
     """{label: model}: shipped models that loaded, then this session's models (trained on
     the Train page or uploaded). `denoisers=True/False` keeps only the models that were
     (not) trained to remove noise: the manifest says so for a shipped model, the recorded
-    training settings (aecore.checkpoint.trained_noise) for a session's model."""
+    training settings (aecore.checkpoint.trained_noise) for a session's model. A model that
+    is not an autoencoder (a U-Net: nothing to draw through, no code to decode) is offered
+    only among the denoisers."""
     freeze_long_lived()
-    out = {s.name: s.model for s in shipped()
-           if s.model is not None and (denoisers is None or s.is_denoiser == denoisers)}
+
+    def wanted(model, is_denoiser: bool) -> bool:
+        return (denoisers is None or is_denoiser == denoisers) and (denoisers is True or is_autoencoder(model))
+
+    out = {s.name: s.model for s in shipped() if s.model is not None and wanted(s.model, s.is_denoiser)}
     # a copy: a training thread may add a model while we iterate
     out.update({f"{k} (this session)": m for k, m in dict(session_models()).items()
-                if denoisers is None or (trained_noise(m) is not None) == denoisers})
+                if wanted(m, trained_noise(m) is not None)})
     return out
+
+
+def offered_on(model) -> str:
+    """Where available_models offers `model`, in words ("the Draw and Denoise pages")."""
+    if is_autoencoder(model):
+        return "the Draw and Denoise pages"
+    return "the Denoise page" if trained_noise(model) is not None else "no page (trained without noise, it only copies)"
 
 
 def trained_on(model) -> str | None:

@@ -57,7 +57,7 @@ from . import metrics
 from .atomic import atomic_write_bytes
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import load_mnist
-from .models import in_batches
+from .models import in_batches, is_autoencoder
 from .paths import docs_dir
 from .preprocess import ImageError, load_image, to_mnist
 from .shipped import shipped_models
@@ -545,7 +545,8 @@ def _shipped(args, which: str) -> list[tuple[str, object, str | None]]:
         if which == "codecs":
             from .rdcodec import shipped_codecs
             return [(name, model, error) for name, _, model, error in shipped_codecs(folder)]
-        return [(s.name, s.model, s.error) for s in shipped_models(folder)]
+        # not a model that cannot decode its code alone (a U-Net denoiser)
+        return [(s.name, s.model, s.error) for s in shipped_models(folder) if s.model is None or s.is_autoencoder]
     except CheckpointError:  # no usable manifest: nothing shipped to choose from
         return []
 
@@ -554,7 +555,11 @@ def _model_for(args, packed=None, label: str = ""):
     """(model, its name) from --checkpoint, --model (a shipped codec or autoencoder), or the
     shipped model that made `packed` (a Packed: autoencoders; an RDPacked: codecs)."""
     if args.checkpoint:
-        return _load_file(args.checkpoint), Path(args.checkpoint).name
+        model, name = _load_file(args.checkpoint), Path(args.checkpoint).name
+        if not is_autoencoder(model):
+            raise CompressError(f"{name} is a {model.name}, not an autoencoder: its code alone cannot rebuild a "
+                                "digit, so it cannot compress one")
+        return model, name
     kinds = ("codecs",) if isinstance(packed, RDPacked) else ("autoencoders",) if packed else ()
     if args.model:
         seen = []

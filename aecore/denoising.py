@@ -14,6 +14,7 @@ from .coalesce import Coalescer
 from .evaluation import IMAGE_METRICS, apply, evaluate, score
 from .filters import FILTERS
 from .inpaint import INPAINTING, inpaint
+from .models import is_autoencoder
 from .noise import BLIND, LEVEL_RANGE, NOISE_KINDS, NOISE_LABELS, corrupt
 
 NOISY = "noisy input"   # label of the corrupted input itself, the baseline every method must beat
@@ -140,9 +141,11 @@ def trained_for(model) -> str | None:
 
 
 def matched(kind: str, denoisers: Mapping[str, object]) -> str | None:
-    """Label of the denoiser trained for `kind` (the first such), else of a blind one, else None."""
+    """Label of the denoiser trained for `kind` (the first such, an autoencoder before a model
+    that is not one: the lesson's), else of a blind one, else None."""
+    ordered = sorted(denoisers.items(), key=lambda item: not is_autoencoder(item[1]))   # stable
     for wanted in (kind, BLIND):
-        for label, model in denoisers.items():
+        for label, model in ordered:
             if trained_for(model) == wanted:
                 return label
     return None

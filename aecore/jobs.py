@@ -42,7 +42,7 @@ import torch
 from .checkpoint import checkpoint_bytes, read_checkpoint
 from .errors import CheckpointError
 from .launcher import Launcher, ProcessLauncher, WorkerLost
-from .models import Autoencoder, create_model
+from .models import Autoencoder, create_model, training_error
 from .noise import add_noise
 from .trainer import ConfigError, Progress, TrainConfig
 from .worker import DONE, FAILED, STOPPED, make_spec
@@ -104,6 +104,8 @@ class TrainingJob:
             self._model = create_model(model_name, **({} if code_size is None else {"code_size": code_size}))
         except ValueError as e:  # unknown architecture, bad code size
             raise ConfigError(str(e)) from e
+        if error := training_error(model_name, self.config.noise):
+            raise ConfigError(error)
         self.id, self.model_name, self.code_size = next(self._ids), model_name, code_size
         self.label, self._default_label = label or default_label(self._model, self.config), label is None
         self.state, self.message, self.progress = QUEUED, None, None

@@ -12,7 +12,7 @@ import torch
 from .checkpoint import CheckpointError, load_checkpoint
 from .manifest import EXAMPLE_INDEX, pack_image, read_manifest
 from .paths import WEIGHTS_ENV, weights_dir
-from .models import Autoencoder
+from .models import Autoencoder, is_autoencoder
 
 __all__ = ["ShippedModel", "shipped_models", "make_example", "read_manifest", "weights_dir", "WEIGHTS_ENV"]
 
@@ -27,6 +27,11 @@ class ShippedModel:
     @property
     def is_denoiser(self) -> bool:
         return bool((self.entry.get("metrics") or {}).get("noise"))
+
+    @property
+    def is_autoencoder(self) -> bool:
+        """Loaded, and rebuilds a digit from its code alone (not a U-Net: aecore.models.is_autoencoder)."""
+        return self.model is not None and is_autoencoder(self.model)
 
 
 def shipped_models(folder: Path | None = None) -> list[ShippedModel]:

@@ -38,7 +38,7 @@ import shlex
 import tomllib
 from pathlib import Path
 
-from .models import list_models, model_options
+from .models import list_models, model_options, training_error
 from .noise import BLIND
 from .trainer import ConfigError, TrainConfig
 
@@ -268,6 +268,8 @@ def _make_trial(settings: dict, table: dict, spec_name: str, results: str, fail)
         TrainConfig(**train).validate()
     except (ConfigError, TypeError) as e:
         raise fail(f"{_label(model, options)}: {e}") from e
+    if error := training_error(model, train.get("noise")):
+        raise fail(f"{_label(model, options)}: {error}")
     if train.get("noise") is None:
         train.pop("noise", None)
     name = table.get("name") or _name(model, options, train)

@@ -23,9 +23,9 @@ from .checkpoint import checkpoint_bytes
 from .data import load_mnist
 from .evaluation import ALL_METRICS, IMAGE_METRICS, evaluate
 from .fastimport import eager_optimizers
-from .models import Autoencoder, create_model
+from .models import Autoencoder, create_model, is_autoencoder, training_error
 from .shipped import make_example
-from .trainer import Progress, TrainConfig, TrainResult, train
+from .trainer import ConfigError, Progress, TrainConfig, TrainResult, train
 
 
 @dataclass
@@ -45,6 +45,9 @@ def build_model(name: str, options: dict, seed: int) -> Autoencoder:
 def fit(model: Autoencoder, tc: TrainConfig, callback: Callable[[Progress], None] | None = None,
         stop: threading.Event | None = None) -> Fitted:
     """Train `model` on MNIST as `tc` says and score it with THE evaluator."""
+    error = training_error(getattr(model, "name", None), tc.noise)
+    if error:
+        raise ConfigError(error)
     eager_optimizers()   # no torch._dynamo import for an eager training (aecore.fastimport)
     train_x, _ = load_mnist("train", as_uint8=True)   # the trainer converts each batch
     test_x, _ = load_mnist("test")
@@ -87,7 +90,9 @@ def run_trial(config: dict, command: str = "", progress: Callable[[Progress], No
             "denoise_psnr": fitted.metrics["psnr"] if tc.noise else None,
             "example": make_example(model, fitted.test_images), "seconds": round(fitted.seconds, 2),
             "stopped": fitted.result.stopped, "node": platform.node(),
-            **(rate_point(model, images, config["rate_bits"]) if config.get("rate_bits") else {})}
+            # a model that is not an autoencoder has no code to compress with (a U-Net)
+            **(rate_point(model, images, config["rate_bits"]) if config.get("rate_bits") and is_autoencoder(model)
+               else {})}
 
 
 def rate_point(model: Autoencoder, images: torch.Tensor, bits: int) -> dict:

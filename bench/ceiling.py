@@ -9,8 +9,9 @@ the noise (σ = 0.5 clipped to [0, 1]: it leaves half the background exactly 0 a
 strokes' cores exactly 1, and swamps the grey edges between) sets the ceiling at this
 training budget, not the code.
 
-Not a model the app offers: a U-Net is not an autoencoder. Its skips let the noise bypass
-the code, while the lesson is that a code too small to hold the noise is what removes it."""
+The U-Net is aecore's (`--model unet`, aecore/models/unet.py), here without the dense code
+the shipped one has (section 13). A U-Net is not an autoencoder: its skips let the image
+bypass the code, so the app offers it on the Denoise page only."""
 from __future__ import annotations
 
 import shlex
@@ -18,12 +19,11 @@ import time
 from typing import Callable
 
 import torch
-from torch import nn
 
 import aecore
 from aecore.cli import build_parser
 from aecore.evaluation import evaluate
-from aecore.models.base import Autoencoder
+from aecore.models import create_model
 from aecore.shipped import shipped_models
 from aecore.trainer import TrainConfig, train
 
@@ -39,55 +39,10 @@ def target_psnr(method, images: torch.Tensor) -> float:
     return evaluate(method, images, noise=KIND, level=LEVEL, metrics=("psnr",))["psnr"]
 
 
-def _block(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(),
-                         nn.Conv2d(c_out, c_out, 3, padding=1), nn.ReLU())
-
-
-class UNet(nn.Module):
-    """Three resolutions (28, 14, 7) of two 3x3 convolutions, `width`, 2 and 4 times `width`
-    channels; max-pooling down, nearest-neighbour upsampling up, each level's features
-    concatenated into the decoder at the same resolution. (B,1,28,28) -> logits.
-
-    `code` > 0 adds a dense code at the bottom (section 13): the 7x7 features, squeezed to
-    `squeeze` channels by a 1x1 convolution, go through a linear layer to `code` numbers and
-    back, and are added to the features that go up, so every output pixel can depend on the
-    whole digit as an autoencoder's do, while the skips still carry the local detail."""
-
-    def __init__(self, width: int, code: int = 0, squeeze: int = 16):
-        super().__init__()
-        w = width
-        self.down1, self.down2, self.bottom = _block(1, w), _block(w, 2 * w), _block(2 * w, 4 * w)
-        if code:   # built between the bottom and the way up: without it (code 0) a seed builds section 11's weights as before
-            self.code = nn.Sequential(
-                nn.Conv2d(4 * w, squeeze, 1), nn.ReLU(), nn.Flatten(), nn.Linear(squeeze * 49, code), nn.ReLU(),
-                nn.Linear(code, squeeze * 49), nn.ReLU(), nn.Unflatten(1, (squeeze, 7, 7)), nn.Conv2d(squeeze, 4 * w, 1))
-        self.up2, self.up1 = _block(4 * w + 2 * w, 2 * w), _block(2 * w + w, w)
-        self.out = nn.Conv2d(w, 1, 1)
-        self.pool, self.upsample = nn.MaxPool2d(2), nn.Upsample(scale_factor=2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.down1(x)
-        b = self.down2(self.pool(a))
-        c = self.bottom(self.pool(b))
-        if hasattr(self, "code"):
-            c = torch.relu(c + self.code(c))
-        d = self.up2(torch.cat([self.upsample(c), b], 1))
-        return self.out(self.up1(torch.cat([self.upsample(d), a], 1)))
-
-
-class UNetDenoiser(Autoencoder):
-    """The U-Net in the Autoencoder interface, so aecore.train and evaluate take it as they
-    are: it has no code of its own (the encoder passes the image through; the 'decoder' is
-    the whole network, a dense code at its bottom included), and the trainer's loss, BCE on
-    the logits, applies unchanged."""
-
-    def __init__(self, width: int, code: int = 0, squeeze: int = 16):
-        super().__init__()
-        self.code_size = 28 * 28
-        self.config = {"width": width} | ({"code": code, "squeeze": squeeze} if code else {})
-        self.encoder = nn.Identity()
-        self.decoder = UNet(width, code, squeeze)
+def UNetDenoiser(width: int, code: int = 0, squeeze: int = 16):
+    """The app's U-Net (aecore/models/unet.py) at `width`, with a dense code of `code` numbers
+    at its bottom (0: none, this section's; section 13: 256), as `aecore train --model unet` builds it."""
+    return create_model("unet", code_size=code, width=width, squeeze=squeeze)
 
 
 def trained_epochs(command: str) -> int:
@@ -129,7 +84,7 @@ def run(quick: bool = False) -> list[Table]:
               ["method", "code", "parameters", "epochs", column, "training minutes (this run)"],
               formats={column: ".2f", "training minutes (this run)": ".1f"})
     t.add("noisy input", "—", None, None, psnr(lambda x: x), None)
-    shipped = {s.name: s for s in shipped_models() if s.model is not None and s.entry["metrics"]["noise"] == KIND}
+    shipped = {s.name: s for s in shipped_models() if s.is_autoencoder and s.entry["metrics"]["noise"] == KIND}
     scores = {name: psnr(s.model) for name, s in shipped.items()}
     for name, s in shipped.items():
         t.add(f"{name} (shipped autoencoder)", s.model.code_size, parameter_count(s.model),

@@ -2,7 +2,7 @@
 σ = 0.5. The shipped denoiser, an autoencoder, sees the whole digit through its 128-number
 code but loses the local detail a code that small cannot hold; section 11's U-Net keeps the
 detail through its skips but sees little of the whole digit at once. This section puts both
-in one network, a U-Net with a dense code at its bottom (bench.ceiling.UNet with `code`),
+in one network, a U-Net with a dense code at its bottom (aecore's `unet`, the shipped one's shape),
 trains it as section 11 trains its U-Net (aecore.train, fresh noise each epoch, the same
 seed, 50 epochs; weights rounded to float16, as the app ships them), and scores it every
 few epochs on the test digits and seeded noise of `python -m aecore evaluate`. Its last rows
@@ -10,8 +10,9 @@ are the weighted mean of its output and the shipped autoencoder's (an ensemble o
 different networks, whose errors differ more than two autoencoders' do: section 12's blend
 of the Gaussian and the blind autoencoders gained nothing).
 
-Not a model the app offers (section 11 says why): the rows say what a bigger network could
-reach, and how far this machine's training budget is from it."""
+The app ships this network, trained by the same code path with the same seed
+(weights/manifest.json: denoiser-gaussian-unet); the rows say how it gets there, and how far
+this machine's training budget is from the target."""
 from __future__ import annotations
 
 import torch
@@ -41,7 +42,7 @@ def run(quick: bool = False) -> list[Table]:
     t = Table("Gaussian denoising with skip connections and a dense code" + (" (quick: 200 images)" if quick else ""),
               ["method", "parameters", "epochs", column, "training minutes (this run)"],
               formats={column: ".2f", "training minutes (this run)": ".1f"})
-    shipped = next((s for s in shipped_models() if s.model is not None and s.entry["metrics"]["noise"] == KIND), None)
+    shipped = next((s for s in shipped_models() if s.is_autoencoder and s.entry["metrics"]["noise"] == KIND), None)
     if shipped is not None:
         t.add(f"{shipped.name} (shipped autoencoder)", parameter_count(shipped.model), None, psnr(shipped.model), None)
 

@@ -232,7 +232,7 @@ def run(quick: bool = False) -> list[Table]:
     torch.set_num_threads(1)   # as the app: ui.shipped() leaves the other core to training
     try:
         shipped = shipped_models()
-        models = {s.name: s.model for s in shipped if s.model is not None}
+        models = {s.name: s.model for s in shipped if s.is_autoencoder}   # the Draw page's (ui.available_models)
         rows = pipeline_rows(models, 20 if quick else 300)
         rows += draw_page_rows(2 if quick else 20)
         table = Table("Interactive latency" + (" (quick)" if quick else ""),

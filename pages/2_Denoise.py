@@ -1,10 +1,11 @@
-"""Add noise to digits and compare a denoising autoencoder, a plain one and a classic method."""
+"""Add noise to digits and compare a denoiser (an autoencoder, or the U-Net), a plain autoencoder and a classic method."""
 import streamlit as st
 
 import ui
 from aecore import denoising
 from aecore.inpaint import INPAINTING
 from aecore.metric_help import tooltip
+from aecore.models import is_autoencoder
 from aecore.noise import LEVEL_HELP, LEVEL_RANGE, NOISE_KINDS, NOISE_LABELS, TRAINING_NOISES
 
 SOURCES = ("Random test digits", "Test digits of one class", "My drawing")
@@ -65,7 +66,8 @@ denoisers, plains = ui.available_models(denoisers=True), ui.available_models(den
 
 
 def denoiser_name(label):
-    return f"{label} · {ui.trained_on(denoisers[label]) or 'denoiser'}"   # what it learned to remove
+    model = denoisers[label]   # what it learned to remove; a U-Net says it is one
+    return f"{label} · {ui.trained_on(model) or 'denoiser'}" + ("" if is_autoencoder(model) else " · U-Net")
 
 
 def index_of(label, labels):
@@ -86,10 +88,14 @@ digit = c1.selectbox("Class", range(10), index=7) if source == SOURCES[1] else N
 seed = c1.number_input("Seed (digits and noise)", 0, 10**6, 0)
 kind = c2.selectbox("Noise", NOISE_KINDS, format_func=NOISE_LABELS.get)
 # per kind, the denoiser trained for it is the default (else a blind one); a choice is kept per kind
-den_label = c3.selectbox("Denoising autoencoder", list(denoisers), format_func=denoiser_name,
+den_label = c3.selectbox("Denoiser", list(denoisers), format_func=denoiser_name,
                          index=index_of(denoising.matched(kind, denoisers), list(denoisers)), key=f"denoiser_{kind}",
-                         help="Each noise kind starts with the denoiser trained for it; a blind denoiser was "
+                         help="Each noise kind starts with the denoising autoencoder trained for it; a blind one was "
                               "trained on every kind at random levels and is never told which one it sees.")
+if not is_autoencoder(denoisers[den_label]):
+    c3.caption("A **U-Net** is not an autoencoder: its skip connections carry each digit's detail around its "
+               "code, so it denoises better than the autoencoders, and compresses nothing (it is not on the "
+               "Draw, Latent space or Compression pages).")
 plain_label = c2.selectbox("Plain autoencoder", list(plains), index=best_plain(list(plains)))
 classics = denoising.classic_methods(kind)
 filter_label = c3.selectbox("Classic method", list(classics), key=f"classic_{kind}",

@@ -45,9 +45,12 @@ def save_settings() -> None:
 
 
 def arch_changed() -> None:
-    """A new architecture starts from its own default run (ModelSpec: epochs, batch size)."""
+    """A new architecture starts from its own default run (ModelSpec: epochs, batch size); one
+    that trains only on noise (a U-Net) starts with Gaussian noise where none was chosen."""
     spec = model_spec(st.session_state["train_model"])
     st.session_state["train_epochs"], st.session_state["train_batch_size"] = spec.epochs, spec.batch_size
+    if not spec.autoencoder and st.session_state.get("train_noise", "none") == "none":
+        st.session_state["train_noise"] = "gaussian"
 
 
 def drop_invalid_settings() -> None:
@@ -74,7 +77,9 @@ def settings_ui() -> tuple[str, int, TrainConfig]:
     lr = c2.number_input("Learning rate (Adam)", *LIMITS["lr"], value=default_run_lr(name), step=5e-4,
                          format="%g", key=state_keys(name)["lr"], help="Starts at the rate this architecture "
                          "trains well with; warmed up over the first steps, then decayed to 0 on a cosine.")
-    noise = c3.selectbox("Noise on the inputs (denoising)", ["none", *TRAINING_NOISES], key="train_noise",
+    # a model that trains only on noise (a U-Net) is offered no "none"
+    noise = c3.selectbox("Noise on the inputs (denoising)", ["none"] * spec.autoencoder + list(TRAINING_NOISES),
+                         key="train_noise",
                          format_func=lambda k: NOISE_NAMES.get(k, k),
                          help="A denoiser sees noisy digits and learns to give back the clean ones. Blind: "
                               "every kind, each digit at a random level, so it never needs to be told which.")
@@ -150,8 +155,9 @@ def under_a_minute() -> None:
     rows = []
     for n in aecore.list_models():
         d = ui.train_defaults(n)
-        config = TrainConfig(epochs=d["epochs"], batch_size=d["batch_size"], lr=d["lr"], test_size=d["test_size"])
-        seconds = throughput(n, d["code_size"], config.batch_size, config.precision, None).seconds(config)
+        config = TrainConfig(epochs=d["epochs"], batch_size=d["batch_size"], lr=d["lr"], test_size=d["test_size"],
+                             noise=d["noise"])
+        seconds = throughput(n, d["code_size"], config.batch_size, config.precision, config.noise).seconds(config)
         rows.append({"architecture": f"{n}-{d['code_size']}", "default run": f"{d['epochs']} ep, batch {d['batch_size']}",
                      "expected here": clock(seconds), "under a minute": "yes" if seconds < 60 else "no"})
     st.dataframe(rows, hide_index=True)
@@ -199,8 +205,8 @@ def show_job(job: jobs.TrainingJob) -> None:
                    f"node {job.worker['node']} (host {job.worker['host']}, process {job.worker['pid']}).")
     shown = {jobs.DONE: st.success, jobs.STOPPED: st.warning, jobs.FAILED: st.error}.get(v.state)
     if shown:
-        kept = (f" The model is selectable as **{v.label} (this session)** on the Draw and Denoise "
-                "pages." if v.model is not None else "")
+        kept = (f" The model is selectable as **{v.label} (this session)** on {ui.offered_on(v.model)}."
+                if v.model is not None else "")
         shown(f"{v.state.capitalize()}: {v.message or 'training finished'}.{kept}")
     if p is not None:
         st.progress(p.batch / p.batches, text=f"Epoch {p.epoch} of {p.epochs}: batch {p.batch}/{p.batches}")
@@ -230,7 +236,9 @@ def upload_ui() -> None:
             st.error(f"Cannot use this checkpoint. {e}")
             return
         done[upload.file_id] = ui.add_session_model(Path(name).stem, model)
-    st.success(f"Loaded: **{done[upload.file_id]} (this session)** is selectable on Draw and Denoise.")
+    label = done[upload.file_id]
+    model = ui.session_models().get(label)   # None once newer models pushed it out
+    st.success(f"Loaded: **{label} (this session)**" + (f" is selectable on {ui.offered_on(model)}." if model is not None else "."))
 
 
 st.set_page_config(page_title="Train · MNIST Autoencoder Lab", page_icon="🧠", layout="wide")

@@ -44,6 +44,7 @@ def broken_manifest(tmp_path):
     (["train", "--model", "simple", "--out", "x.pt", "--train-size", "0"],
      "argument --train-size: must be a whole number of at least 1, got '0'"),
     (["train", "--model", "simple", "--out", "x.pt", "--batch-size", "0"], "batch_size must be an integer"),
+    (["train", "--model", "unet", "--out", "{tmp}/x.pt"], "unet is a denoiser, not an autoencoder: without noise"),
     (["train", "--model", "simple", "--out", "x.pt", "--option", "code_size=abc"], "code_size must be"),
     (["train", "--model", "simple", "--out", "x.pt", "--option", "code_size=-3"], "code_size must be"),
     (["train", "--out", "x.pt"], "the following arguments are required: --model"),
@@ -120,6 +121,19 @@ def test_a_corrupt_manifest_is_refused_before_training(capsys, tmp_path):
     assert manifest.read_text() == '{"models": ['
     assert_one_error(code, err, f"{manifest}: ")
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_a_unet_cannot_compress_and_is_not_offered_to(capsys, tmp_path):
+    """A U-Net's code alone rebuilds nothing: its checkpoint is refused with the reason, and
+    `--model` does not offer a shipped one, so no file is written either way."""
+    from aecore.checkpoint import save_checkpoint
+    unet = save_checkpoint(aecore.create_model("unet", width=4, code_size=8), tmp_path / "unet.pt")
+    out = tmp_path / "x.aecz"
+    assert_one_error(*run(capsys, "compress", "--checkpoint", unet, "--out", out),
+                     "unet.pt is a unet, not an autoencoder: its code alone cannot rebuild a digit")
+    code, err = run(capsys, "compress", "--model", "denoiser-gaussian-unet", "--out", out)
+    assert_one_error(code, err, "no shipped model 'denoiser-gaussian-unet'; choose one of: ")
+    assert "conv_upsample-32" in err and not out.exists()
 
 
 def test_the_real_command_prints_no_traceback(tmp_path):

@@ -2,7 +2,10 @@ import pytest
 import torch
 
 import aecore
-from aecore.models import UnknownModelError, model_options, model_spec
+from aecore.jobs import TrainingJob
+from aecore.models import UnknownModelError, is_autoencoder, model_options, model_spec, training_error
+from aecore.trainer import ConfigError, TrainConfig
+from aecore.trial import fit
 
 MODELS = aecore.list_models()
 
@@ -17,8 +20,11 @@ def test_shapes_and_range(name, batch):
     model = aecore.create_model(name)
     z = model.encode(batch)
     assert z.shape == (32, model.code_size)
-    out = model.decode(z)
-    assert out.shape == (32, 1, 28, 28)
+    if is_autoencoder(model):
+        assert model.decode(z).shape == (32, 1, 28, 28)
+    else:   # a U-Net's skips are not in its code
+        with pytest.raises(NotImplementedError, match="cannot rebuild a digit from its code alone"):
+            model.decode(z)
     recon = model.reconstruct(batch)
     assert recon.shape == (32, 1, 28, 28)
     assert 0 <= recon.min() and recon.max() <= 1
@@ -50,6 +56,32 @@ def test_a_few_steps_lower_the_loss(name, batch):
         opt.step()
     torch.manual_seed(1)
     assert model.loss(batch, batch)[0].item() < 0.9 * first
+
+
+def test_the_unet_is_a_denoiser_with_skips_around_its_code(batch):
+    """Not an autoencoder: its output depends on more than its code (two digits with the same
+    code come out different), it has no code at all with code_size 0 (section 11's U-Net), and
+    every way to train it refuses to without noise, with the reason."""
+    assert [n for n in MODELS if not model_spec(n).autoencoder] == ["unet"]
+    torch.manual_seed(0)
+    net = aecore.create_model("unet", width=4, code_size=8)
+    assert net.encode(batch).shape == (32, 8) and net(batch).shape == (32, 1, 28, 28)
+    plain = aecore.create_model("unet", width=4, code_size=0)
+    assert plain.encode(batch).shape == (32, 0) and not hasattr(plain.decoder, "code")
+    with torch.no_grad():   # the code's last layer (8 -> 16x7x7) zeroed: every digit gets the same code's effect
+        net.decoder.code[5].weight.zero_()
+        a, b = net(batch[:1]), net(batch[1:2])
+    assert not torch.equal(a, b)   # yet the outputs differ: the skips carry each digit's detail
+    message = "unet is a denoiser, not an autoencoder: without noise its skip connections learn to copy"
+    assert training_error("unet", None).startswith(message)
+    assert training_error("unet", "gaussian") is None and training_error("simple", None) is None
+    with pytest.raises(ConfigError, match=message):
+        TrainingJob("unet", TrainConfig(epochs=1))
+    with pytest.raises(ConfigError, match=message):
+        fit(net, TrainConfig(epochs=1))
+    TrainingJob("unet", TrainConfig(epochs=1, noise="gaussian"))   # with noise it is accepted
+    with pytest.raises(ValueError, match="code_size must be a whole number"):
+        aecore.create_model("unet", code_size=-1)
 
 
 def test_unknown_model_names_the_choices():

@@ -27,6 +27,7 @@ code_size = [8, 16]
     ("[grid]\nmodel = ['simple']\ncode_size = []", "'code_size' is an empty list"),
     ("[grid]\nmodel = ['simple']\nepochs = [0]", "epochs must be an integer from 1 to 1000, got 0"),
     ("[grid]\nmodel = ['simple']\nnoise = ['fog']", "noise must be one of"),
+    ("[grid]\nmodel = ['unet']\nnoise = ['gaussian', 'none']", "unet is a denoiser, not an autoencoder: without noise"),
     ("[grid]\nmodel = ['simple']\n[grid.options]\ncolour = [1]", "model 'simple' has no option colour"),
     ("[grid]\nmodel = ['simple']\ncode_size = ['big']", "code_size must be a whole number"),
     ("[train]\nepoch = 3\n[grid]\nmodel = ['simple']", "[train]: unknown setting 'epoch'"),

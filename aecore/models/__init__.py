@@ -3,7 +3,9 @@ and one `ModelSpec` per architecture holding everything the project knows about 
 
 Each builder takes keyword-only arguments; the arguments a model was built with are kept
 on it as `config`, so a checkpoint can rebuild it. Adding an architecture: one model file
-and one `register_model` call here."""
+and one `register_model` call here. One entry is not an autoencoder (`autoencoder=False`:
+the U-Net, a denoiser whose skips go around its code); the pages that need a code that
+rebuilds the digit leave it out (ui.available_models), and it trains only on noise."""
 from __future__ import annotations
 
 import inspect
@@ -13,6 +15,7 @@ from typing import Callable
 from .base import Autoencoder, in_batches
 from .conv import ConvAutoencoder, UpsampleConvAutoencoder
 from .dense import DenseAutoencoder
+from .unet import UNetDenoiser
 from .vae import VAE
 
 DEFAULT_LR = 2e-3
@@ -33,6 +36,7 @@ class ModelSpec:
     run_lr: float | None = None                       # … and its rate, where not `lr` (the CLI's default)
     can_sample: bool = False                          # decodes new digits from a prior (a VAE)
     bf16: bool = True                                 # precision "auto" trains it in bf16 where the CPU has the units
+    autoencoder: bool = True                          # rebuilds a digit from its code alone (False: a U-Net)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -72,6 +76,10 @@ register_model("conv_upsample", UpsampleConvAutoencoder,
 register_model("vae", VAE, "variational autoencoder, convolutional", train_code_size=16, epochs=2, can_sample=True)
 register_model("vae2d", VAE, "variational autoencoder with a 2-D code you can plot",
                code_sizes=(2,), train_code_size=2, epochs=1, can_sample=True, code_size=2)
+# unet: a denoiser, not an autoencoder (aecore/models/unet.py); 1e-3 is the rate its shipped
+# command and bench sections 11 and 13 train it with. One epoch: about 2 minutes on 2 cores.
+register_model("unet", UNetDenoiser, "U-Net denoiser: skip connections around a dense code (not an autoencoder; "
+               "trains on noise only)", autoencoder=False, lr=1e-3, code_sizes=(64, 128, 256), train_code_size=256)
 
 
 def list_models() -> list[str]:
@@ -88,6 +96,21 @@ def can_sample(model) -> bool:
     """Whether `model` decodes new digits from a prior (its architecture's spec says so)."""
     name = getattr(model, "name", None)
     return name in _REGISTRY and _REGISTRY[name].can_sample
+
+
+def is_autoencoder(model) -> bool:
+    """Whether `model` rebuilds a digit from its code alone (its spec; True for unregistered ones)."""
+    name = getattr(model, "name", None)
+    return _REGISTRY[name].autoencoder if name in _REGISTRY else True
+
+
+def training_error(name: str, noise: str | None) -> str | None:
+    """Why architecture `name` cannot be trained with `noise` (None: no noise), or None if it can:
+    a model that is not an autoencoder would learn to copy a clean input through its skips."""
+    if name in _REGISTRY and not _REGISTRY[name].autoencoder and noise is None:
+        return (f"{name} is a denoiser, not an autoencoder: without noise its skip connections learn to "
+                f"copy the input; choose a noise kind to train it")
+    return None
 
 
 def bf16_pays(model) -> bool:
@@ -135,5 +158,5 @@ def create_model(name: str, **config) -> Autoencoder:
     return model.eval()
 
 
-__all__ = ["Autoencoder", "in_batches", "ModelSpec", "bf16_pays", "can_sample", "create_model", "list_models", "model_spec", "model_options",
-           "default_run_lr", "describe_model", "recommended_lr", "register_model", "UnknownModelError"]
+__all__ = ["Autoencoder", "in_batches", "ModelSpec", "bf16_pays", "can_sample", "create_model", "is_autoencoder",
+           "list_models", "model_spec", "model_options", "training_error", "default_run_lr", "describe_model", "recommended_lr", "register_model", "UnknownModelError"]

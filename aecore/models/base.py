@@ -25,13 +25,17 @@ class Autoencoder(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.decoder(z))
 
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The decoder's logits for images x: the image through the code (a U-Net's skips go around it)."""
+        return self.decoder(self.encode(x))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))
+        return torch.sigmoid(self.logits(x))
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Deterministic reconstruction (the VAE decodes its mean), always in [0,1]."""
-        return self.decode(self.encode(x)).clamp(0, 1)
+        return torch.sigmoid(self.logits(x)).clamp(0, 1)
 
     def objective_name(self, objective: str = "bce") -> str:
         """What `loss` measures, in words (a chart's axis)."""
@@ -41,7 +45,7 @@ class Autoencoder(nn.Module):
              ) -> tuple[torch.Tensor, torch.Tensor]:
         """(scalar training loss, reconstruction) for input `x` and clean `target`;
         `objective` is "bce" (pixels as Bernoulli probabilities) or "mse"."""
-        logits = self.decoder(self.encode(x))
+        logits = self.logits(x)
         # BCE on logits keeps gradients alive where a sigmoid saturates; MSE on a sigmoid
         # output often stalls at the all-black image (test MSE ~0.10) early in training.
         if objective == "bce":

@@ -191,7 +191,7 @@ def test_a_denoiser_trained_this_session_is_offered_as_a_denoiser(run_page):
     at = run_page(PAGE, session_models={"mine-dn": session_model("gaussian", 0.5),
                                         "mine-plain": session_model(None)})
     assert not at.exception
-    denoisers = widget(at.selectbox, "Denoising autoencoder")
+    denoisers = widget(at.selectbox, "Denoiser")
     plains = widget(at.selectbox, "Plain autoencoder")
     assert [o for o in denoisers.options if "mine" in o] == [
         "mine-dn (this session) · trained on Gaussian noise 0.5"]
@@ -221,7 +221,7 @@ def test_each_kind_starts_with_its_own_denoiser_and_classic_method(run_page, kin
     widget(at.selectbox, "Noise").select(kind).run()
     assert not at.exception
     models = {s.name: s.model for s in shipped_models() if s.model is not None}
-    chosen = widget(at.selectbox, "Denoising autoencoder").value
+    chosen = widget(at.selectbox, "Denoiser").value
     wanted = kind if any(trained_for(m) == kind for m in models.values()) else BLIND
     assert trained_for(models[chosen]) == wanted
     assert widget(at.selectbox, "Classic method").value == BASELINE[kind]
@@ -233,7 +233,7 @@ def test_each_kind_starts_with_its_own_denoiser_and_classic_method(run_page, kin
 
 def test_the_blind_denoiser_is_offered_and_says_what_it_was_trained_on(run_page):
     at = run_page(PAGE)
-    blind = [o for o in widget(at.selectbox, "Denoising autoencoder").options if "trained on every kind, blind" in o]
+    blind = [o for o in widget(at.selectbox, "Denoiser").options if "trained on every kind, blind" in o]
     assert blind, "no blind denoiser offered"
     for kind in NOISE_KINDS:
         assert NOISE_LABELS[kind] in blind[0]
@@ -264,5 +264,5 @@ def test_a_denoiser_trained_on_an_unknown_noise_is_named_and_the_page_runs(run_p
         assert any("odd" in w.value and "speckle" in w.value for w in at.warning)
         for kind in NOISE_KINDS:   # never the default, and every kind still works
             widget(at.selectbox, "Noise").select(kind).run()
-            assert not at.exception and widget(at.selectbox, "Denoising autoencoder").value != "odd"
+            assert not at.exception and widget(at.selectbox, "Denoiser").value != "odd"
             assert len(scores(at)) == 4

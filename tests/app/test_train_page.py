@@ -99,6 +99,38 @@ def test_a_denoiser_in_training_shows_the_noise_it_trains_on(run_page):
                         "reconstruction after epoch 1"]
 
 
+def test_a_unet_trains_only_on_noise_and_is_offered_only_among_the_denoisers(run_page):
+    """Picking the U-Net switches the noise from none to Gaussian and offers no "none"; a state
+    with no noise for it is reset with the reason; its model is a denoiser on the Denoise page
+    only (no code to draw through or decode on the other pages)."""
+    at = run_page(PAGE, **TINY)
+    assert at.selectbox(key="train_noise").value == "none"
+    at.selectbox(key="train_model").set_value("unet").run()
+    assert at.selectbox(key="train_noise").value == "gaussian" and "none" not in at.selectbox(key="train_noise").options
+    at = start(at)
+    job = at.session_state["train_job"]
+    run_until(at, lambda: job.finished).run()
+    assert job.state == jobs.DONE and not at.exception
+    assert any("(this session)** on the Denoise page." in s for s in texts(at.success))
+
+    def listed():
+        import streamlit as st
+
+        import ui
+        for denoisers in (None, True, False):
+            st.markdown(" | ".join(ui.available_models(denoisers)))
+
+    other = AppTest.from_function(listed, default_timeout=60)
+    other.session_state["session_models"] = at.session_state["session_models"]
+    every, denoisers, plain = (m.value.split(" | ") for m in other.run().markdown)
+    label = f"{job.label} (this session)"
+    assert label in denoisers and label not in every and label not in plain
+
+    injected = run_page(PAGE, train_model="unet", train_noise="none")
+    assert any("unet is a denoiser, not an autoencoder" in e for e in texts(injected.error))
+    assert injected.selectbox(key="train_noise").value == "gaussian" and not injected.exception
+
+
 def test_stop_keeps_the_model_trained_so_far(run_page):
     at = start(run_page(PAGE, **TINY | {"train_epochs": 1000, "train_train_size": 4096}))  # minutes
     job = at.session_state["train_job"]
