@@ -8,7 +8,8 @@ The public API (what the app, the benches and outside scripts use)::
     train(model, train_images, test_images, TrainConfig(...), callback, stop)
     to_mnist(image) -> (28,28) float32 in [0,1], or None when there is no ink
 
-and on every model: encode(x), decode(z), reconstruct(x), code_size.
+and on every model: encode(x), decode(z), reconstruct(x), code_size (a model that is not an
+autoencoder, the U-Net denoiser, refuses decode: aecore.models.is_autoencoder).
 
 The names are imported on first use, so `import aecore` and the torch-free modules
 (aecore.manifest, aecore.atomic) stay light: the Home page renders before torch loads.

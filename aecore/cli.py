@@ -19,7 +19,8 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, train
 from .data import SPLITS, DataError, load_mnist
 from .evaluation import ALL_METRICS, evaluate, format_table
 from .manifest import read_manifest_file, record_in_manifest
-from .models import UnknownModelError, create_model, describe_model, list_models, model_options, recommended_lr
+from .models import (UnknownModelError, create_model, describe_model, is_autoencoder, list_models, model_options,
+                     recommended_lr)
 from .noise import BLIND, LEVEL_RANGE, TRAINING_NOISES
 from .shipped import make_example
 from .precision import PRECISION_HELP, PRECISIONS, resolve_precision, torch_threads
@@ -103,7 +104,8 @@ def cmd_train(args) -> int:
     command = "python -m aecore " + " ".join(shlex.quote(a) for a in args.argv[args.argv.index("train"):])
     save_checkpoint(model, out, metrics=fitted.metrics, history=fitted.result.history,
                     training=training_record(command, fitted))
-    print(format_table([{"name": out.name, **fitted.metrics, "code_size": model.code_size}]), flush=True)
+    print(format_table([{"name": out.name, **fitted.metrics, "code_size": model.code_size,
+                         "autoencoder": is_autoencoder(model)}]), flush=True)
     if args.manifest:
         record_in_manifest(Path(args.manifest), out, command, fitted.metrics, model,
                            make_example(model, fitted.test_images))
@@ -150,7 +152,7 @@ def cmd_evaluate(args) -> int:
           "(a blind one on a random mix); -ELBO: a VAE's negative ELBO, nats per digit", file=sys.stderr)
     for name, model in targets:
         noise = trained_noise(model) or (None, 0.0)
-        rows.append({"name": name, "code_size": model.code_size,
+        rows.append({"name": name, "code_size": model.code_size, "autoencoder": is_autoencoder(model),
                      **evaluate(model, images, noise=noise[0], level=noise[1], metrics=ALL_METRICS)})
     print(format_table(rows))
     denoisers = {name: model for name, model in targets if trained_for(model)}

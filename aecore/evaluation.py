@@ -101,6 +101,8 @@ def evaluate(method, images: torch.Tensor, *, noise: str | None = None, level: f
 
 
 def format_table(rows: list[dict]) -> str:
+    """Rows {name, code_size, metrics...}; "bytes" is a code's float32 size, '-' for a row whose
+    "autoencoder" is False (a U-Net's code alone rebuilds nothing)."""
     head = (f"{'model':28s} {'code':>5s} {'bytes':>6s} {'noise':>17s} {'MSE':>8s} {'PSNR dB':>8s} "
             f"{'SSIM':>6s} {'-ELBO nats':>10s}")
     lines = [head, "-" * len(head)]
@@ -108,6 +110,7 @@ def format_table(rows: list[dict]) -> str:
         noise = ("-" if not r.get("noise") else "blind (a mix)" if r["noise"] == BLIND
                  else f"{r['noise']} {r['noise_level']:g}")
         nelbo = f"{r['nelbo']:10.2f}" if r.get("nelbo") is not None else f"{'-':>10s}"
-        lines.append(f"{r['name'][:28]:28s} {r['code_size']:5d} {4 * r['code_size']:6d} {noise:>17s} "
+        size = f"{4 * r['code_size']:6d}" if r.get("autoencoder", True) else f"{'-':>6s}"
+        lines.append(f"{r['name'][:28]:28s} {r['code_size']:5d} {size} {noise:>17s} "
                      f"{r['mse']:8.5f} {r['psnr']:8.2f} {r['ssim']:6.3f} {nelbo}")
     return "\n".join(lines)

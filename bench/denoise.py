@@ -72,7 +72,8 @@ def pick_models(shipped) -> tuple[list, object | None]:
 def methods_for(denoisers, plain) -> dict:
     out = {"noisy input (no denoising)": noisy_input}
     for s in denoisers:
-        out[f"{s.name} (denoising AE, trained on {trained_on(s.entry['metrics'])})"] = s.model
+        what = "denoising AE" if s.is_autoencoder else "U-Net, not an autoencoder"
+        out[f"{s.name} ({what}, trained on {trained_on(s.entry['metrics'])})"] = s.model
     if plain is not None:
         out[f"{plain.name} (plain autoencoder)"] = plain.model
     return out
