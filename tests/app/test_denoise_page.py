@@ -239,6 +239,28 @@ def test_the_blind_denoiser_is_offered_and_says_what_it_was_trained_on(run_page)
         assert NOISE_LABELS[kind] in blind[0]
 
 
+def test_the_unet_is_offered_as_a_denoiser_with_its_lesson_and_beats_the_autoencoder(run_page):
+    """The shipped U-Net is in the picker, named a U-Net; the Gaussian default stays the
+    denoising autoencoder; chosen, it says why it is not an autoencoder, and on the page's
+    digits it scores above the autoencoder trained on the same noise."""
+    from aecore.models import is_autoencoder
+    unets = [s.name for s in shipped_models() if s.model is not None and s.is_denoiser and not is_autoencoder(s.model)]
+    if not unets:
+        pytest.skip("no U-Net is shipped")
+    at = run_page(PAGE)
+    picker = widget(at.selectbox, "Denoiser")
+    default = picker.value
+    assert is_autoencoder({s.name: s.model for s in shipped_models() if s.model is not None}[default])
+    assert not any("is not an autoencoder" in c.value for c in at.caption)
+    autoencoder = scores(at)[1][0]
+    [label] = [o for o in picker.options if o.startswith(unets[0] + " ·")]
+    assert label.endswith(" · U-Net") and "Gaussian noise 0.5" in label
+    picker.select(unets[0]).run()
+    assert not at.exception
+    assert any("**U-Net** is not an autoencoder" in c.value for c in at.caption)
+    assert scores(at)[1][0] > autoencoder
+
+
 def test_a_denoiser_trained_on_an_unknown_noise_is_named_and_the_page_runs(run_page, tmp_path, monkeypatch):
     """A manifest/checkpoint naming a noise kind the app does not know: a warning, not a crash."""
     import json
