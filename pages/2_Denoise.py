@@ -1,4 +1,5 @@
-"""Add noise to digits and compare a denoiser (an autoencoder, or the U-Net), a plain autoencoder and a classic method."""
+"""Add noise to digits and compare a denoiser (an autoencoder, or the U-Net), a plain autoencoder
+and a classic method."""
 import streamlit as st
 
 import ui

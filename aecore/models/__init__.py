@@ -159,4 +159,5 @@ def create_model(name: str, **config) -> Autoencoder:
 
 
 __all__ = ["Autoencoder", "in_batches", "ModelSpec", "bf16_pays", "can_sample", "create_model", "is_autoencoder",
-           "list_models", "model_spec", "model_options", "training_error", "default_run_lr", "describe_model", "recommended_lr", "register_model", "UnknownModelError"]
+           "list_models", "model_spec", "model_options", "training_error", "default_run_lr", "describe_model",
+           "recommended_lr", "register_model", "UnknownModelError"]

@@ -40,7 +40,8 @@ class UNet(nn.Module):
         if code:   # built between the bottom and the way up: a seed builds the same weights as without it up to here
             self.code = nn.Sequential(
                 nn.Conv2d(4 * w, squeeze, 1), nn.ReLU(), nn.Flatten(), nn.Linear(squeeze * 49, code), nn.ReLU(),
-                nn.Linear(code, squeeze * 49), nn.ReLU(), nn.Unflatten(1, (squeeze, 7, 7)), nn.Conv2d(squeeze, 4 * w, 1))
+                nn.Linear(code, squeeze * 49), nn.ReLU(), nn.Unflatten(1, (squeeze, 7, 7)),
+                nn.Conv2d(squeeze, 4 * w, 1))
         self.up2, self.up1 = _block(4 * w + 2 * w, 2 * w), _block(2 * w + w, w)
         self.out = nn.Conv2d(w, 1, 1)
         self.pool, self.upsample = nn.MaxPool2d(2), nn.Upsample(scale_factor=2)
