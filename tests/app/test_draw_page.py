@@ -36,7 +36,8 @@ def canvas_value(img: Image.Image) -> dict:
 
 @pytest.fixture(scope="module")
 def usable_models():
-    return [s.name for s in shipped_models() if s.model is not None]
+    """The shipped models the Draw page runs: the autoencoders (a U-Net has nothing to rebuild from)."""
+    return [s.name for s in shipped_models() if s.is_autoencoder]
 
 
 def grids(at) -> list[list[tuple[str, str]]]:
