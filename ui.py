@@ -150,22 +150,27 @@ def available_models(denoisers: bool | None = None) -> dict:
     is not an autoencoder (a U-Net: nothing to draw through, no code to decode) is offered
     only among the denoisers."""
     freeze_long_lived()
-
-    def wanted(model, is_denoiser: bool) -> bool:
-        return (denoisers is None or is_denoiser == denoisers) and (denoisers is True or is_autoencoder(model))
-
-    out = {s.name: s.model for s in shipped() if s.model is not None and wanted(s.model, s.is_denoiser)}
+    out = {s.name: s.model for s in shipped() if s.model is not None and _offered(s.model, s.is_denoiser, denoisers)}
     # a copy: a training thread may add a model while we iterate
     out.update({f"{k} (this session)": m for k, m in dict(session_models()).items()
-                if wanted(m, trained_noise(m) is not None)})
+                if _offered(m, trained_noise(m) is not None, denoisers)})
     return out
 
 
+def _offered(model, is_denoiser: bool, denoisers: bool | None) -> bool:
+    """Whether available_models(denoisers) offers `model` (a denoiser or not, as `is_denoiser`)."""
+    return (denoisers is None or is_denoiser == denoisers) and (denoisers is True or is_autoencoder(model))
+
+
 def offered_on(model) -> str:
-    """Where available_models offers `model`, in words ("the Draw and Denoise pages")."""
-    if is_autoencoder(model):
-        return "the Draw and Denoise pages"
-    return "the Denoise page" if trained_noise(model) is not None else "no page (trained without noise, it only copies)"
+    """Where available_models offers `model`, in words ("the Draw and Denoise pages"): Draw asks
+    for every model, Denoise for the denoisers and the plain ones."""
+    is_denoiser = trained_noise(model) is not None
+    pages = [page for page, denoisers in (("Draw", None), ("Denoise", is_denoiser))
+             if _offered(model, is_denoiser, denoisers)]
+    if not pages:
+        return "no page (trained without noise, it only copies)"
+    return f"the {' and '.join(pages)} page" + "s" * (len(pages) > 1)
 
 
 def trained_on(model) -> str | None:

@@ -45,8 +45,7 @@ def build_model(name: str, options: dict, seed: int) -> Autoencoder:
 def fit(model: Autoencoder, tc: TrainConfig, callback: Callable[[Progress], None] | None = None,
         stop: threading.Event | None = None) -> Fitted:
     """Train `model` on MNIST as `tc` says and score it with THE evaluator."""
-    error = training_error(getattr(model, "name", None), tc.noise)
-    if error:
+    if error := training_error(getattr(model, "name", None), tc.noise):
         raise ConfigError(error)
     eager_optimizers()   # no torch._dynamo import for an eager training (aecore.fastimport)
     train_x, _ = load_mnist("train", as_uint8=True)   # the trainer converts each batch

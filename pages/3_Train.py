@@ -45,12 +45,12 @@ def save_settings() -> None:
 
 
 def arch_changed() -> None:
-    """A new architecture starts from its own default run (ModelSpec: epochs, batch size); one
-    that trains only on noise (a U-Net) starts with Gaussian noise where none was chosen."""
-    spec = model_spec(st.session_state["train_model"])
-    st.session_state["train_epochs"], st.session_state["train_batch_size"] = spec.epochs, spec.batch_size
-    if not spec.autoencoder and st.session_state.get("train_noise", "none") == "none":
-        st.session_state["train_noise"] = "gaussian"
+    """A new architecture starts from its own default run (ui.train_defaults: epochs, batch size);
+    one that trains only on noise (a U-Net) starts with its default noise where none was chosen."""
+    d = ui.train_defaults(st.session_state["train_model"])
+    st.session_state["train_epochs"], st.session_state["train_batch_size"] = d["epochs"], d["batch_size"]
+    if d["noise"] and st.session_state.get("train_noise", "none") == "none":
+        st.session_state["train_noise"] = d["noise"]
 
 
 def drop_invalid_settings() -> None:
