@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .server import CHROMIUM_ARGS, StreamlitServer
+from .server import CHROMIUM_ARGS, ServerLogs, StreamlitServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -359,26 +359,28 @@ async def run(args) -> list[Round]:
     chromium = shutil.which(os.environ.get("AELAB_CHROMIUM", "chromium"))
     if not chromium:
         raise SystemExit("error: Chromium is not installed (scripts/install-browser.sh)")
-    log = Path(tempfile.mkdtemp(prefix="aecore-load-")) / "server.log"
-    server = StreamlitServer(app=ROOT / "app.py", log_path=log)
-    server.start()
-    rounds = []
-    try:
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-            try:
-                await warm_up(browser, server.url)
-                for n in args.sessions:
-                    offset = len(log.read_text(errors="replace"))
-                    result = await run_round(browser, server, n, args.strokes, args.moves,
-                                             None if args.no_train else args.train_epochs)
-                    result.errors += server_log_errors(log, offset)
-                    rounds.append(result)
-                    print(format_round(result), file=sys.stderr, flush=True)
-            finally:
-                await browser.close()
-    finally:
-        server.stop()
+    with ServerLogs("aecore-load-") as logs:
+        log = logs.path / "server.log"
+        server = StreamlitServer(app=ROOT / "app.py", log_path=log)
+        server.start()
+        rounds = []
+        try:
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+                try:
+                    await warm_up(browser, server.url)
+                    for n in args.sessions:
+                        offset = len(log.read_text(errors="replace"))
+                        result = await run_round(browser, server, n, args.strokes, args.moves,
+                                                 None if args.no_train else args.train_epochs)
+                        result.errors += server_log_errors(log, offset)
+                        rounds.append(result)
+                        print(format_round(result), file=sys.stderr, flush=True)
+                finally:
+                    await browser.close()
+        finally:
+            server.stop()
+        logs.keep = any(r.errors for r in rounds)
     return rounds
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -189,6 +191,25 @@ class StreamlitServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class ServerLogs:
+    """A bench's temporary folder for its servers' logs: `with ServerLogs("aecore-load-") as logs:`,
+    then `logs.path / "server.log"`. Removed when the block ends with `logs.keep` false; kept
+    (and named on stderr, to be read) when the run set `keep` because it found errors, or when
+    the block raised."""
+
+    def __init__(self, prefix: str):
+        self.path, self.keep = Path(tempfile.mkdtemp(prefix=prefix)), False
+
+    def __enter__(self) -> "ServerLogs":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.keep or exc_type is not None:
+            print(f"[server logs kept in {self.path}]", file=sys.stderr, flush=True)
+        else:
+            shutil.rmtree(self.path, ignore_errors=True)
 
 
 @atexit.register

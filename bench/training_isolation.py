@@ -32,14 +32,13 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from .common import Table
 from .load import (CANVAS, CHROMIUM_ARGS, CLEAR_EVERY, STEP_TIMEOUT_MS, Round, draw_once, new_canvas, settle,
                    summary, warm_up)
-from .server import StreamlitServer
+from .server import ServerLogs, StreamlitServer
 
 ROOT = Path(__file__).resolve().parent.parent
 OWN_SESSION_ENV = "AECORE_ISOLATION_SESSION"   # set in the copy of the bench that runs in its own session
@@ -169,32 +168,34 @@ async def measure(sessions: int, phases: int, phase_s: float, browser_nice: int)
     chromium = shutil.which(os.environ.get("AELAB_CHROMIUM", "chromium"))
     if not chromium:
         raise SystemExit("error: Chromium is not installed (scripts/install-browser.sh)")
-    log = Path(tempfile.mkdtemp(prefix="aecore-isolation-")) / "server.log"
-    server = StreamlitServer(app=ROOT / "app.py", log_path=log).start()
-    try:
-        os.nice(browser_nice)   # the Playwright driver and Chromium inherit it; the server is started already
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-            keep = {os.getsid(server.proc.pid)} | (set() if os.getsid(0) == os.getpid() else {os.getsid(0)})
-            lower_sessions(browser_nice, keep)
-            try:
-                await warm_up(browser, server.url)
-                drawers = await asyncio.gather(*(open_drawer(browser, server.url) for _ in range(sessions)))
-                trainer, batch = await start_training(browser, server.url, epochs=1000, train_size=0)
-                await asyncio.sleep(3)   # past the process start and the first batches
-                results = []
-                for i in range(phases):
-                    results.append(await phase(trainer, drawers if i % 2 else [], phase_s, batch, server.proc.pid))
-                    r = results[-1]
-                    print(f"phase {i + 1}: {r['sessions']} drawing, {r['images_per_s']:,.0f} training images/s, "
-                          f"draw p50 {r['draw']['p50_ms']} ms, n={r['draw']['count']}, errors {len(r['errors'])}",
-                          file=sys.stderr, flush=True)
-                await trainer.get_by_role("button", name="Stop (keep the model so far)").click()
-                await trainer.get_by_text("Stopped").first.wait_for(timeout=STEP_TIMEOUT_MS)
-            finally:
-                await browser.close()
-    finally:
-        server.stop()
+    with ServerLogs("aecore-isolation-") as logs:
+        log = logs.path / "server.log"
+        server = StreamlitServer(app=ROOT / "app.py", log_path=log).start()
+        try:
+            os.nice(browser_nice)   # the Playwright driver and Chromium inherit it; the server is started already
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+                keep = {os.getsid(server.proc.pid)} | (set() if os.getsid(0) == os.getpid() else {os.getsid(0)})
+                lower_sessions(browser_nice, keep)
+                try:
+                    await warm_up(browser, server.url)
+                    drawers = await asyncio.gather(*(open_drawer(browser, server.url) for _ in range(sessions)))
+                    trainer, batch = await start_training(browser, server.url, epochs=1000, train_size=0)
+                    await asyncio.sleep(3)   # past the process start and the first batches
+                    results = []
+                    for i in range(phases):
+                        results.append(await phase(trainer, drawers if i % 2 else [], phase_s, batch, server.proc.pid))
+                        r = results[-1]
+                        print(f"phase {i + 1}: {r['sessions']} drawing, {r['images_per_s']:,.0f} training images/s, "
+                              f"draw p50 {r['draw']['p50_ms']} ms, n={r['draw']['count']}, errors {len(r['errors'])}",
+                              file=sys.stderr, flush=True)
+                    await trainer.get_by_role("button", name="Stop (keep the model so far)").click()
+                    await trainer.get_by_text("Stopped").first.wait_for(timeout=STEP_TIMEOUT_MS)
+                finally:
+                    await browser.close()
+        finally:
+            server.stop()
+        logs.keep = any(r["errors"] for r in results)
     return results, batch
 
 

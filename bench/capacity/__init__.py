@@ -26,12 +26,13 @@ def run(quick: bool = False) -> list:
     """The section for bench/run.py: the ladder (or --quick) in a child process, as tables."""
     from bench.common import Table
 
-    out = Path(tempfile.mkdtemp(prefix="aecore-capacity-")) / "capacity.json"
-    cmd = [sys.executable, "-m", "bench.capacity", "--json", str(out)] + (["--quick"] if quick else [])
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300 if quick else 3600)
-    if not out.exists():
-        raise RuntimeError(f"bench.capacity wrote no results (exit {proc.returncode}): {proc.stderr[-2000:]}")
-    result = json.loads(out.read_text())
+    with tempfile.TemporaryDirectory(prefix="aecore-capacity-") as folder:
+        out = Path(folder) / "capacity.json"
+        cmd = [sys.executable, "-m", "bench.capacity", "--json", str(out)] + (["--quick"] if quick else [])
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300 if quick else 3600)
+        if not out.exists():
+            raise RuntimeError(f"bench.capacity wrote no results (exit {proc.returncode}): {proc.stderr[-2000:]}")
+        result = json.loads(out.read_text())
     return tables(result, Table)
 
 

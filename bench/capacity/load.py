@@ -33,7 +33,6 @@ import logging
 import os
 import random
 import sys
-import tempfile
 import time
 import urllib.request
 from dataclasses import asdict, dataclass, field
@@ -50,7 +49,7 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from bench.capacity import forged
 from bench.capacity.protocol import ProtocolError, Session, drawing_sequences
-from bench.server import StreamlitServer
+from bench.server import ServerLogs, StreamlitServer
 
 ROOT = Path(__file__).resolve().parents[2]
 P95_TARGET_S = 0.5
@@ -522,39 +521,43 @@ def main(argv=None) -> int:
     plan = {"strokes": args.strokes, "moves": args.moves, "think": args.think, "timeout": args.timeout,
             "spawn_rate": args.spawn_rate, "step_seconds": args.step_seconds}
     drawings = drawing_sequences(24, CLEAR_EVERY)
-    log_dir = Path(tempfile.mkdtemp(prefix="aecore-capacity-"))
-    result = {"args": {k: v for k, v in vars(args).items() if k != "json"}, "cores": os.cpu_count(),
-              "locust": locust.__version__, "servers": {}, "steps": [], "forged": None, "log_dir": str(log_dir)}
-    servers, began = [], time.monotonic()
-    try:
-        for gc in args.gc:
-            server = Server(gc, args.session_ttl, log_dir).start()
-            servers.append(server)
-            warm_up(server, drawings, args.timeout)
-            result["servers"][gc] = {"rss_warm": round(server.rss_mb(), 1), "ttl_s": args.session_ttl,
-                                     "startup_s": round(server.server.startup_s, 1), "metrics_warm": server.metrics()}
-        for n in args.sessions:
+    with ServerLogs("aecore-capacity-") as logs:
+        log_dir = logs.path
+        result = {"args": {k: v for k, v in vars(args).items() if k != "json"}, "cores": os.cpu_count(),
+                  "locust": locust.__version__, "servers": {}, "steps": [], "forged": None}
+        servers, began = [], time.monotonic()
+        try:
+            for gc in args.gc:
+                server = Server(gc, args.session_ttl, log_dir).start()
+                servers.append(server)
+                warm_up(server, drawings, args.timeout)
+                result["servers"][gc] = {"rss_warm": round(server.rss_mb(), 1), "ttl_s": args.session_ttl,
+                                         "startup_s": round(server.server.startup_s, 1),
+                                         "metrics_warm": server.metrics()}
+            for n in args.sessions:
+                for server in servers:
+                    step = run_step(server, n, plan, drawings, train=not args.no_train)
+                    result["steps"].append({**asdict(step), "summary": step.summary(), "held": step.held()})
+                    print(f"[{n} sessions, postScriptGC {server.gc}: stroke p95 {_ms(step.p('stroke', 95))} ms, "
+                          f"slider p95 {_ms(step.p('slider', 95))} ms, errors {len(step.errors)}, "
+                          f"RSS {step.rss_mb}, {step.seconds} s]", file=sys.stderr, flush=True)
+            if not args.no_forged:
+                result["forged"] = forged.run(servers[0], plan, drawings)
+                print(f"[forged messages: {len(result['forged']['cases'])} sent, "
+                      f"errors {len(result['forged']['errors'])}]", file=sys.stderr, flush=True)
             for server in servers:
-                step = run_step(server, n, plan, drawings, train=not args.no_train)
-                result["steps"].append({**asdict(step), "summary": step.summary(), "held": step.held()})
-                print(f"[{n} sessions, postScriptGC {server.gc}: stroke p95 {_ms(step.p('stroke', 95))} ms, "
-                      f"slider p95 {_ms(step.p('slider', 95))} ms, errors {len(step.errors)}, "
-                      f"RSS {step.rss_mb}, {step.seconds} s]", file=sys.stderr, flush=True)
-        if not args.no_forged:
-            result["forged"] = forged.run(servers[0], plan, drawings)
-            print(f"[forged messages: {len(result['forged']['cases'])} sent, "
-                  f"errors {len(result['forged']['errors'])}]", file=sys.stderr, flush=True)
-        for server in servers:
-            result["servers"][server.gc].update(released(server))
-    finally:
-        for server in servers:
-            server.stop()
-    cpu = psutil.Process().cpu_times()
-    result["generator_cpu_s"] = round(cpu.user + cpu.system, 1)   # this process: Locust and its sessions
-    result["wall_s"] = round(time.monotonic() - began, 1)
-    result["errors"] = sum(len(s["errors"]) for s in result["steps"]) + (
-        len(result["forged"]["errors"]) if result["forged"] else 0)
-    print(markdown(result))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+                result["servers"][server.gc].update(released(server))
+        finally:
+            for server in servers:
+                server.stop()
+        cpu = psutil.Process().cpu_times()
+        result["generator_cpu_s"] = round(cpu.user + cpu.system, 1)   # this process: Locust and its sessions
+        result["wall_s"] = round(time.monotonic() - began, 1)
+        result["errors"] = sum(len(s["errors"]) for s in result["steps"]) + (
+            len(result["forged"]["errors"]) if result["forged"] else 0)
+        logs.keep = bool(result["errors"])
+        result["log_dir"] = str(log_dir) if logs.keep else None   # removed after a clean run
+        print(markdown(result))
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
     return 1 if result["errors"] else 0
