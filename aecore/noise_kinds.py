@@ -5,8 +5,10 @@ aecore.noise applies them."""
 NOISE_KINDS = ("gaussian", "salt_pepper", "erasing")
 NOISE_LABELS = {"gaussian": "Gaussian", "salt_pepper": "salt-and-pepper", "erasing": "random erasing"}
 # Level range per kind: (max, slider step, default). Beyond these maxima the digits are gone;
-# the defaults are the levels the shipped denoisers are measured at (`python -m aecore evaluate`).
-LEVEL_RANGE = {"gaussian": (1.0, 0.05, 0.5), "salt_pepper": (0.6, 0.02, 0.3), "erasing": (0.5, 0.02, 0.25)}
+# the defaults are the levels the shipped denoisers are measured at (`python -m aecore evaluate`),
+# and each is a slider position, as the Denoise chart's ten levels are (a default off the steps
+# would show its figures at the nearest position instead).
+LEVEL_RANGE = {"gaussian": (1.0, 0.05, 0.5), "salt_pepper": (0.6, 0.02, 0.3), "erasing": (0.5, 0.05, 0.25)}
 # A *blind* denoiser is trained on every kind at once: each image gets a kind drawn at random
 # and a level drawn uniformly up to that kind's maximum, so it never needs to be told either.
 BLIND = "blind"

@@ -44,6 +44,12 @@ def curves(kind, keys, _methods):
     return denoising.psnr_curve(_methods, images[:CURVE_IMAGES], kind, denoising.curve_levels(kind))
 
 
+@st.cache_resource
+def computed_curves() -> set:
+    """The (kind, keys) whose `curves` this server has computed (a cache may still drop them)."""
+    return set()
+
+
 def psnr_ssim(scored) -> str:
     psnr = "∞" if scored.mean("mse") == 0 else f"{scored.mean('psnr'):.2f} dB"
     return f"PSNR {psnr} · SSIM {scored.mean('ssim'):.3f}"
@@ -140,7 +146,14 @@ def noise_level_and_results():
         # the key names everything `comparison` depends on (the labels give the row titles)
         key = ("denoise", kind, seed, ui.fingerprint(clean), *((label, ui.identity(m)) for label, m in methods.items()))
         rows = (ui.ahead(key, level, denoising.slider_levels(kind), comparison),)
-    ui.show_html(*rows, curve_chart(curves(kind, chart_keys, chart_methods), kind, level))   # one element
+    if (kind, chart_keys) in computed_curves() or not rows:   # as every slider step: one element
+        ui.show_html(*rows, curve_chart(curves(kind, chart_keys, chart_methods), kind, level))
+    else:   # curves not computed yet (seconds, on a first look at a kind): the digits first, then the chart
+        slot = st.empty()
+        ui.show_html(*rows, where=slot)
+        curve = curves(kind, chart_keys, chart_methods)
+        computed_curves().add((kind, chart_keys))
+        ui.show_html(*rows, curve_chart(curve, kind, level), where=slot)
 
 
 noise_level_and_results()

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from aecore import denoising, metrics
-from aecore.denoising import (CLASSIC, NOISY, as_batch, code_of, compare, curve_levels, pick_digits, psnr_curve,
-                              reconstructions)
+from aecore.denoising import (CLASSIC, NOISY, as_batch, code_of, compare, curve_levels, on_slider, pick_digits,
+                              psnr_curve, reconstructions)
 from aecore.filters import median
 from aecore.noise import LEVEL_RANGE, NOISE_KINDS, add_noise
 from aecore.shipped import shipped_models
@@ -93,6 +93,14 @@ def test_curve_levels_span_the_slider_range(kind):
     levels = curve_levels(kind)
     assert len(levels) == 10 and levels == sorted(levels)
     assert levels[0] > 0 and levels[-1] == pytest.approx(LEVEL_RANGE[kind][0])
+
+
+@pytest.mark.parametrize("kind", NOISE_KINDS)
+def test_the_default_level_and_the_chart_levels_are_slider_positions(kind):
+    """The Denoise page shows its figures at the slider position nearest the slider's value
+    (on_slider): a default off the steps would show another level's figures under its own."""
+    for level in [LEVEL_RANGE[kind][2], *curve_levels(kind)]:
+        assert on_slider(kind, level) == pytest.approx(level, abs=1e-9), (kind, level)
 
 
 def test_curve_levels_rejects_unknown_noise():
