@@ -135,7 +135,7 @@ st.subheader("Try it")
 for path, label, text in [
         ("pages/1_Draw.py", "Draw", "draw a digit and watch every model rebuild it"),
         ("pages/2_Denoise.py", "Denoise", "add noise of three kinds; compare denoisers and a classic method"),
-        ("pages/3_Train.py", "Train", "train your own model live, in under a minute"),
+        ("pages/3_Train.py", "Train", "train your own model live, most in under a minute"),
         ("pages/4_Latent_space.py", "Latent space", "see the digits cluster, walk from a 1 to a 7, sample new digits"),
         ("pages/5_Checkerboard.py", "Checkerboard", "why upsampling beats transpose convolution"),
         ("pages/6_Compression.py", "Compression", "how many bytes an autoencoder needs per digit vs PNG, JPEG, WebP"),
