@@ -189,7 +189,7 @@ def read_document(out: Path, read):
     """read(the text of `out`), or None after saying why `out` will not be updated."""
     try:
         return read(out.read_text())
-    except ValueError as e:
+    except (OSError, ValueError) as e:   # unreadable, not UTF-8, or not a document of these sections
         print(f"error: {out} was not updated: {e}", file=sys.stderr)
         return None
 
