@@ -215,7 +215,7 @@ def main(argv=None) -> int:
         results[key] = items
         for item in items:
             print(render(item, figures=False), flush=True)
-        print(f"[{key}: {time.perf_counter() - t:.1f} s]\n", file=sys.stderr, flush=True)
+        print(f"[{key}: {minutes[key] * 60:.1f} s]\n", file=sys.stderr, flush=True)
     command = " ".join(["python -m bench", shlex.join(sys.argv[1:] if argv is None else argv)]).strip()
     if args.update:   # a failed section keeps its last good text
         done = {key: items for key, items in results.items() if not isinstance(items, Exception)}

@@ -146,14 +146,13 @@ def noise_level_and_results():
         # the key names everything `comparison` depends on (the labels give the row titles)
         key = ("denoise", kind, seed, ui.fingerprint(clean), *((label, ui.identity(m)) for label, m in methods.items()))
         rows = (ui.ahead(key, level, denoising.slider_levels(kind), comparison),)
-    if (kind, chart_keys) in computed_curves() or not rows:   # as every slider step: one element
-        ui.show_html(*rows, curve_chart(curves(kind, chart_keys, chart_methods), kind, level))
-    else:   # curves not computed yet (seconds, on a first look at a kind): the digits first, then the chart
+    slot = None   # curves computed already, as on every slider step: one element
+    if rows and (kind, chart_keys) not in computed_curves():   # seconds to come: the digits first
         slot = st.empty()
         ui.show_html(*rows, where=slot)
-        curve = curves(kind, chart_keys, chart_methods)
-        computed_curves().add((kind, chart_keys))
-        ui.show_html(*rows, curve_chart(curve, kind, level), where=slot)
+    curve = curves(kind, chart_keys, chart_methods)
+    computed_curves().add((kind, chart_keys))
+    ui.show_html(*rows, curve_chart(curve, kind, level), where=slot)   # the chart joins them
 
 
 noise_level_and_results()

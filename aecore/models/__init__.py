@@ -92,16 +92,20 @@ def model_spec(name: str) -> ModelSpec:
     return _REGISTRY[name]
 
 
+def _spec_says(model, flag: str):
+    """`flag` of `model`'s architecture spec, or ModelSpec's default for a model no entry names."""
+    spec = _REGISTRY.get(getattr(model, "name", None))
+    return getattr(spec, flag) if spec else ModelSpec.__dataclass_fields__[flag].default
+
+
 def can_sample(model) -> bool:
     """Whether `model` decodes new digits from a prior (its architecture's spec says so)."""
-    name = getattr(model, "name", None)
-    return name in _REGISTRY and _REGISTRY[name].can_sample
+    return _spec_says(model, "can_sample")
 
 
 def is_autoencoder(model) -> bool:
     """Whether `model` rebuilds a digit from its code alone (its spec; True for unregistered ones)."""
-    name = getattr(model, "name", None)
-    return _REGISTRY[name].autoencoder if name in _REGISTRY else True
+    return _spec_says(model, "autoencoder")
 
 
 def training_error(name: str, noise: str | None) -> str | None:
@@ -115,8 +119,7 @@ def training_error(name: str, noise: str | None) -> str | None:
 
 def bf16_pays(model) -> bool:
     """Whether bf16 autocast speeds up training `model` (its spec; True for unregistered ones)."""
-    name = getattr(model, "name", None)
-    return _REGISTRY[name].bf16 if name in _REGISTRY else True
+    return _spec_says(model, "bf16")
 
 
 def default_run_lr(name: str) -> float:
