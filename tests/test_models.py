@@ -84,6 +84,28 @@ def test_the_unet_is_a_denoiser_with_skips_around_its_code(batch):
         aecore.create_model("unet", code_size=-1)
 
 
+def test_unet_options_deepen_the_inner_blocks_and_add_batch_norm(batch):
+    """The defaults build exactly the first shipped U-Net's layers (its checkpoint loads by its
+    state-dict keys); inner_convs adds 3x3 convolutions at 14x14 and 7x7 only, batch_norm puts
+    one after every convolution (whose bias it makes redundant), and both train as one model."""
+    convs = lambda m: [c for c in m.modules() if isinstance(c, torch.nn.Conv2d) and c.kernel_size == (3, 3)]
+    norms = lambda m: [c for c in m.modules() if isinstance(c, torch.nn.BatchNorm2d)]
+    plain = aecore.create_model("unet", width=4, code_size=8)
+    assert len(convs(plain)) == 10 and not norms(plain)
+    assert [k for k in plain.state_dict() if k.startswith("decoder.down2.")] == [
+        "decoder.down2.0.weight", "decoder.down2.0.bias", "decoder.down2.2.weight", "decoder.down2.2.bias"]
+    deep = aecore.create_model("unet", width=4, code_size=8, inner_convs=3, batch_norm=True)
+    assert len(convs(deep)) == 13 and len(norms(deep)) == 13
+    assert all(c.bias is None for c in convs(deep))
+    assert [len(convs(getattr(deep.decoder, b))) for b in ("down1", "down2", "bottom", "up2", "up1")] == [2, 3, 3, 3, 2]
+    assert deep.config["inner_convs"] == 3 and deep.config["batch_norm"] is True
+    torch.manual_seed(0)
+    fit(deep, TrainConfig(epochs=1, train_size=256, test_size=64, batch_size=64, noise="gaussian", noise_level=0.5))
+    assert not deep.training   # in eval mode after training: batch norm uses its running statistics
+    one, many = deep.reconstruct(batch[:1]), deep.reconstruct(batch[:8])[:1]
+    assert torch.allclose(one, many, atol=1e-5)   # a digit's output does not depend on its batch
+
+
 def test_unknown_model_names_the_choices():
     with pytest.raises(UnknownModelError, match="choose one of: simple, deep, conv"):
         aecore.create_model("resnet")
@@ -105,6 +127,9 @@ def test_unknown_option_names_the_valid_ones():
     ("vae", {"decoder_convs": True}, "decoder_convs must be a whole number from 1 to 4"),
     ("conv_upsample", {"full_res_convs": -1}, "full_res_convs must be a whole number from 0 to 4"),
     ("conv_upsample", {"full_res_convs": 1, "upsample": "transpose4"}, "full_res_convs needs upsample='resize'"),
+    ("unet", {"inner_convs": 0}, "inner_convs must be a whole number from 1 to 4"),
+    ("unet", {"batch_norm": "yes"}, "batch_norm must be true or false"),
+    ("unet", {"batch_norm": 1}, "batch_norm must be true or false"),
 ])
 def test_bad_config_is_refused(name, config, message):
     with pytest.raises(ValueError, match=message):

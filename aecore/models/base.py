@@ -101,6 +101,12 @@ def in_batches(fn, items: torch.Tensor, batch: int = BATCH) -> torch.Tensor:
     return torch.cat([fn(chunk) for chunk in items.split(batch)])
 
 
+def check_convs(name: str, convs, lo: int = 1) -> None:
+    """A count of convolutions per block: a whole number from `lo` to 4."""
+    if not isinstance(convs, int) or isinstance(convs, bool) or not lo <= convs <= 4:
+        raise ValueError(f"{name} must be a whole number from {lo} to 4, got {convs!r}")
+
+
 def check_positive(**values: int) -> None:
     for name, value in values.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:

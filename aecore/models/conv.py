@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .base import Autoencoder, check_positive
+from .base import Autoencoder, check_convs, check_positive
 
 
 class ConvAutoencoder(Autoencoder):
@@ -41,8 +41,8 @@ def conv_encoder(width: int, code_size: int, convs: int = 1, full_res: int = 0) 
     none, the input goes straight to the first stride), two strided convolutions, each
     followed by `convs` - 1 more 3x3 convolutions at its resolution (more nonlinear steps
     before the code: what a denoiser of heavy noise needs), then a linear layer."""
-    _check_convs("encoder_convs", convs)
-    _check_convs("full_res_convs", full_res, lo=0)
+    check_convs("encoder_convs", convs)
+    check_convs("full_res_convs", full_res, lo=0)
     half = max(width // 2, 1)
     stem = [m for i in range(full_res) for m in (nn.Conv2d(1 if i == 0 else half, half, 3, padding=1), nn.ReLU())]
     return nn.Sequential(
@@ -50,11 +50,6 @@ def conv_encoder(width: int, code_size: int, convs: int = 1, full_res: int = 0) 
         nn.Conv2d(half if full_res else 1, width, 3, stride=2, padding=1), nn.ReLU(), *_extra_convs(width, convs),  # (B,w,14,14)
         nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(), *_extra_convs(2 * width, convs),  # (B,2w,7,7)
         nn.Flatten(), nn.Linear(2 * width * 49, code_size))
-
-
-def _check_convs(name: str, convs, lo: int = 1) -> None:
-    if not isinstance(convs, int) or isinstance(convs, bool) or not lo <= convs <= 4:
-        raise ValueError(f"{name} must be a whole number from {lo} to 4, got {convs!r}")
 
 
 def _extra_convs(channels: int, convs: int) -> list[nn.Module]:
@@ -89,8 +84,8 @@ def upsample_decoder(width: int, code_size: int, mode: str = "nearest", upsample
     what its overlap does to the pixels is not smoothed away. `convs` - 1 more 3x3
     convolutions at 7x7 and at 14x14 mirror the encoder's `convs` (a deeper decoder), and
     `full_res` more at 28x28 (w/2 channels) the encoder's (resize only)."""
-    _check_convs("decoder_convs", convs)
-    _check_convs("full_res_convs", full_res, lo=0)
+    check_convs("decoder_convs", convs)
+    check_convs("full_res_convs", full_res, lo=0)
     if full_res and upsample != "resize":
         raise ValueError("full_res_convs needs upsample='resize' (a transposed convolution paints the output itself)")
     if mode not in ("nearest", "bilinear"):
