@@ -70,8 +70,9 @@ def progress_bar(stream=sys.stderr, every_s: float = 0.5):
 
 
 def cmd_list(args) -> int:
+    from .sweep_spec import option_text   # as --option KEY=VALUE takes it: batch_norm=false, hidden=[1000,500]
     for name in list_models():
-        options = ", ".join(f"{k}={v}" for k, v in model_options(name).items())
+        options = ", ".join(f"{k}={option_text(v)}" for k, v in model_options(name).items())
         print(f"{name:14s} {describe_model(name)}\n{'':14s} options: {options}")
     return 0
 

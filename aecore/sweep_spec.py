@@ -93,7 +93,7 @@ class Trial:
         if "code_size" in options:
             args += ["--code-size", str(options.pop("code_size"))]
         for key, value in options.items():
-            args += ["--option", f"{key}={_option_text(value)}"]
+            args += ["--option", f"{key}={option_text(value)}"]
         for name in TRAIN_FLAGS:   # each setting the spec gives, defaults included (as it was written)
             value = self.train.get(name)
             if value is None or value is True:   # no noise; init_bias on (there is only --no-init-bias)
@@ -120,7 +120,7 @@ class Spec:
     trials: list[Trial]
 
 
-def _option_text(value) -> str:
+def option_text(value) -> str:
     """A model option as `--option KEY=VALUE` writes it (the CLI reads it back with json)."""
     return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
@@ -289,7 +289,7 @@ def _label(model: str, options: dict) -> str:
 
 def _name(model: str, options: dict, train: dict) -> str:
     parts = [model, str(options.get("code_size", model_options(model).get("code_size")))]
-    parts += [f"{k}{_option_text(v)}" for k, v in options.items() if k != "code_size"]
+    parts += [f"{k}{option_text(v)}" for k, v in options.items() if k != "code_size"]
     if train.get("noise"):
         parts.append(train["noise"] + (f"{train['noise_level']:g}" if "noise_level" in train else ""))
     for key in ("seed", "epochs"):

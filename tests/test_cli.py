@@ -71,9 +71,19 @@ def test_evaluate_prints_a_table_of_the_shipped_models():
     assert denoising.count("matched") >= 3
 
 
-def test_list_names_every_model():
+def test_list_names_every_model_with_options_as_train_takes_them():
+    """Each default `list` prints, typed back as --option KEY=VALUE, is that default
+    (Python's False or (1000, 500) would be read as the strings 'False' and '(1000, 500)')."""
+    from aecore.cli import parse_value
     r = cli("list")
     assert r.returncode == 0 and all(name in r.stdout for name in aecore.list_models())
+    printed = [line.split("options: ", 1)[1] for line in r.stdout.splitlines() if "options: " in line]
+    assert len(printed) == len(aecore.list_models())
+    for name, line in zip(aecore.list_models(), printed):
+        options = dict(item.split("=", 1) for item in line.split(", "))
+        defaults = aecore.models.model_options(name)
+        assert {k: parse_value(v) for k, v in options.items()} == {
+            k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items()}, name
 
 
 @pytest.mark.parametrize("args,message", [
