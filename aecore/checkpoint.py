@@ -79,17 +79,36 @@ def _validate(ckpt, fail) -> dict:
     return ckpt
 
 
+def _misfit(model: Autoencoder, state_dict: dict) -> str | None:
+    """Why `state_dict` cannot be `model`'s (the first reason), or None when every tensor fits."""
+    wanted = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing, unexpected = [k for k in wanted if k not in state_dict], [k for k in state_dict if k not in wanted]
+    if missing or unexpected:
+        return (f"missing weights {', '.join(missing[:3])}" if missing
+                else f"unexpected weights {', '.join(unexpected[:3])}")
+    for key, shape in wanted.items():
+        if tuple(state_dict[key].shape) != shape:
+            return f"{key} has shape {tuple(state_dict[key].shape)} in the file, the model needs {shape}"
+    return None
+
+
 def model_from_checkpoint(ckpt: dict, label: str = "checkpoint") -> Autoencoder:
+    """The model a validated checkpoint describes, with its weights. Its config is only a
+    claim: the model is first built on the meta device (shapes, no memory) and must match the
+    weights actually in the file, so a small file cannot make the reader allocate a model of
+    any size it names."""
     try:
-        model = create_model(ckpt["model"], **ckpt["config"])
+        with torch.device("meta"):
+            skeleton = create_model(ckpt["model"], **ckpt["config"])
     except (UnknownModelError, ValueError, TypeError) as e:
         raise CheckpointError(f"{label}: cannot rebuild the model: {e}") from e
+    if why := _misfit(skeleton, ckpt["state_dict"]):
+        raise CheckpointError(f"{label}: the weights do not fit a {ckpt['model']} model with {ckpt['config']}: {why}")
+    model = create_model(ckpt["model"], **ckpt["config"])   # no larger than the file's weights
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()
-        raise CheckpointError(f"{label}: the weights do not fit a {ckpt['model']} model with "
-                              f"{ckpt['config']}: {first[1].strip() if len(first) > 1 else first[0]}") from e
+    except RuntimeError as e:   # names and shapes fit: not expected, but never a traceback
+        raise CheckpointError(f"{label}: the weights do not load into a {ckpt['model']} model: {e}") from e
     if any(t.dtype == torch.float16 for t in ckpt["state_dict"].values()):
         model.weights_dtype = "float16"   # saved again, it stays half the size (and exact)
     model.metrics = dict(ckpt.get("metrics") or {})

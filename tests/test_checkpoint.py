@@ -113,6 +113,22 @@ def test_weights_of_another_architecture_are_refused():
         aecore.load_checkpoint(_bytes(ckpt))
 
 
+def test_a_config_claiming_a_huge_model_is_refused_before_it_is_built():
+    """The config is a claim the weights must back: a file of a few kilobytes that names
+    a model of 2.5 GB (code_size 400,000) is refused by shapes alone, without the reader
+    allocating it (before, it built the model from the config first: 2.5 GB and seconds; a
+    larger claim ran out of memory)."""
+    import resource
+    ckpt = checkpoint_dict(aecore.create_model("simple", code_size=16))
+    ckpt["config"]["code_size"] = 400_000
+    data = _bytes(ckpt)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError, match=r"do not fit a simple model .*: encoder.1.weight has shape \(16, 784\) "
+                                              r"in the file, the model needs \(400000, 784\)"):
+        aecore.load_checkpoint(data)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000   # KiB: under 100 MB
+
+
 def test_unknown_model_is_refused():
     ckpt = checkpoint_dict(aecore.create_model("simple"))
     ckpt["model"] = "transformer"
