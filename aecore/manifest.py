@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write_bytes
+from .atomic import atomic_write_bytes, read_bounded
 from .errors import CheckpointError
 from .paths import WEIGHTS_ENV, weights_dir
 
@@ -23,16 +23,22 @@ __all__ = ["WEIGHTS_ENV", "weights_dir", "EXAMPLE_INDEX", "read_manifest", "read
            "record_in_manifest", "file_problem", "file_sha256", "pack_image", "unpack_image", "read_example"]
 
 EXAMPLE_INDEX = 0                # the test digit every model's example shows (a 7)
+MAX_MANIFEST_BYTES = 16 * 2**20  # a manifest we are willing to read (the shipped one: about 100 kB)
 
 
 def read_manifest(folder: Path | None = None) -> list[dict]:
     path = Path(folder or weights_dir()) / "manifest.json"
+    if not path.exists():
+        raise CheckpointError(f"{path} is missing: no shipped models to load")
     try:
-        return list(json.loads(path.read_text())["models"])
-    except FileNotFoundError as e:
-        raise CheckpointError(f"{path} is missing: no shipped models to load") from e
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        return list(json.loads(_read(path))["models"])
+    except (ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{path}: unreadable manifest ({e})") from e
+
+
+def _read(path: Path) -> bytes:
+    """The manifest's bytes, never more than MAX_MANIFEST_BYTES read (else ValueError: why)."""
+    return read_bounded(path, MAX_MANIFEST_BYTES, ValueError, "a manifest")
 
 
 def read_manifest_file(manifest: Path) -> dict:
@@ -41,7 +47,7 @@ def read_manifest_file(manifest: Path) -> dict:
     if not manifest.exists():
         return {"models": []}
     try:
-        entries = json.loads(manifest.read_text())
+        entries = json.loads(_read(manifest))
         if not isinstance(entries.get("models"), list):
             raise ValueError("no 'models' list")
         return entries

@@ -50,6 +50,20 @@ def test_a_bad_manifest_is_refused_with_its_path(tmp_path, text, message):
         manifest.read_manifest(tmp_path)
 
 
+def test_a_manifest_over_the_limit_is_refused_without_reading_it_whole(tmp_path, monkeypatch):
+    """Both readers (the pages' and the one `train --manifest` updates) read at most the limit."""
+    monkeypatch.setattr(manifest, "MAX_MANIFEST_BYTES", 2**20)
+    path = tmp_path / "manifest.json"
+    path.write_text('{"models": [], "padding": "' + "x" * 2**20 + '"}')
+    with pytest.raises(CheckpointError, match=r"manifest.json: unreadable manifest \(the file is over the 1 MB "
+                                              r"limit for a manifest\)"):
+        manifest.read_manifest(tmp_path)
+    with pytest.raises(ValueError, match=r"not a usable manifest \(the file is over the 1 MB limit"):
+        manifest.read_manifest_file(path)
+    monkeypatch.setattr(manifest, "MAX_MANIFEST_BYTES", 2 * 2**20)
+    assert manifest.read_manifest(tmp_path) == [] and manifest.read_manifest_file(path)["models"] == []
+
+
 def test_example_images_round_trip_to_a_255th():
     image = np.random.default_rng(0).random((28, 28), dtype=np.float32)
     back = manifest.unpack_image(manifest.pack_image(image))
