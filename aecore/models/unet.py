@@ -7,9 +7,10 @@ dense code of `code_size` numbers (the 7x7 features squeezed to `squeeze` channe
 layer to the code and back) is added to what goes up, so every output pixel can depend on
 the whole digit as an autoencoder's do, while the skips carry the local detail around it.
 Two options deepen it: `inner_convs` convolutions per block at 14x14 and 7x7, where a 3x3
-convolution sees more of the digit (it costs what one at 28x28 does: the channels double as the
-side halves), and `batch_norm` after each convolution (Ioffe & Szegedy, 2015), as DnCNN's Gaussian denoiser has it (Zhang et
-al., 2017). The shipped U-Nets use both (sweeps/shipped.toml says what they gained).
+convolution sees more of the digit (it costs what one at 28x28 does: the channels double as
+the side halves), and `batch_norm` after each convolution (Ioffe & Szegedy, 2015), as DnCNN's
+Gaussian denoiser has it (Zhang et al., 2017). The shipped U-Nets use both (sweeps/shipped.toml
+says what they gained).
 
 That is the lesson it teaches beside the autoencoders: with the skips, the image does not
 have to pass through the code, so it denoises better than any autoencoder here
