@@ -104,7 +104,7 @@ def model_from_checkpoint(ckpt: dict, label: str = "checkpoint") -> Autoencoder:
         raise CheckpointError(f"{label}: cannot rebuild the model: {e}") from e
     if why := _misfit(skeleton, ckpt["state_dict"]):
         raise CheckpointError(f"{label}: the weights do not fit a {ckpt['model']} model with {ckpt['config']}: {why}")
-    model = create_model(ckpt["model"], **ckpt["config"])   # no larger than the file's weights
+    model = skeleton.to_empty(device="cpu")   # no larger than the file's weights, each of which fills it
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError as e:   # names and shapes fit: not expected, but never a traceback
