@@ -6,11 +6,12 @@ concatenated into the way up at the same resolution: the skip connections. At th
 dense code of `code_size` numbers (the 7x7 features squeezed to `squeeze` channels, a linear
 layer to the code and back) is added to what goes up, so every output pixel can depend on
 the whole digit as an autoencoder's do, while the skips carry the local detail around it.
-Two options deepen it: `inner_convs` convolutions per block at 14x14 and 7x7, where a 3x3
+Three options deepen it: `inner_convs` convolutions per block at 14x14 and 7x7, where a 3x3
 convolution sees more of the digit (it costs what one at 28x28 does: the channels double as
-the side halves), and `batch_norm` after each convolution (Ioffe & Szegedy, 2015), as DnCNN's
-Gaussian denoiser has it (Zhang et al., 2017). The shipped U-Nets use both (sweeps/shipped.toml
-says what they gained).
+the side halves), `outer_convs` per block at 28x28 (few weights, the most pixels), and
+`batch_norm` after each convolution (Ioffe & Szegedy, 2015), as DnCNN's Gaussian denoiser has
+it (Zhang et al., 2017). The shipped U-Nets use inner_convs and batch_norm (sweeps/shipped.toml
+says what they gained; sweeps/unet-probe.toml compares the levers on short runs).
 
 That is the lesson it teaches beside the autoencoders: with the skips, the image does not
 have to pass through the code, so it denoises better than any autoencoder here
@@ -44,16 +45,16 @@ class UNet(nn.Module):
     U-Net, docs/BENCHMARKS.md section 11)."""
 
     def __init__(self, width: int, code: int = 0, squeeze: int = 16, inner_convs: int = 2,
-                 batch_norm: bool = False):
+                 batch_norm: bool = False, outer_convs: int = 2):
         super().__init__()
-        w, n, bn = width, inner_convs, batch_norm
-        self.down1, self.down2, self.bottom = _block(1, w, 2, bn), _block(w, 2 * w, n, bn), _block(2 * w, 4 * w, n, bn)
+        w, n, m, bn = width, inner_convs, outer_convs, batch_norm
+        self.down1, self.down2, self.bottom = _block(1, w, m, bn), _block(w, 2 * w, n, bn), _block(2 * w, 4 * w, n, bn)
         if code:   # built between the bottom and the way up: a seed builds the same weights as without it up to here
             self.code = nn.Sequential(
                 nn.Conv2d(4 * w, squeeze, 1), nn.ReLU(), nn.Flatten(), nn.Linear(squeeze * 49, code), nn.ReLU(),
                 nn.Linear(code, squeeze * 49), nn.ReLU(), nn.Unflatten(1, (squeeze, 7, 7)),
                 nn.Conv2d(squeeze, 4 * w, 1))
-        self.up2, self.up1 = _block(4 * w + 2 * w, 2 * w, n, bn), _block(2 * w + w, w, 2, bn)
+        self.up2, self.up1 = _block(4 * w + 2 * w, 2 * w, n, bn), _block(2 * w + w, w, m, bn)
         self.out = nn.Conv2d(w, 1, 1)
         self.pool, self.upsample = nn.MaxPool2d(2), nn.Upsample(scale_factor=2)
 
@@ -83,17 +84,18 @@ class UNetDenoiser(Autoencoder):
     pixel, as for every model); the encoder passes the image through."""
 
     def __init__(self, *, code_size: int = 256, width: int = 32, squeeze: int = 16, inner_convs: int = 2,
-                 batch_norm: bool = False):
+                 batch_norm: bool = False, outer_convs: int = 2):
         super().__init__()
         check_positive(width=width, squeeze=squeeze)
         check_convs("inner_convs", inner_convs)
+        check_convs("outer_convs", outer_convs)
         if not isinstance(batch_norm, bool):
             raise ValueError(f"batch_norm must be true or false, got {batch_norm!r}")
         if not isinstance(code_size, int) or isinstance(code_size, bool) or code_size < 0:
             raise ValueError(f"code_size must be a whole number (0: no dense code), got {code_size!r}")
         self.code_size = code_size
         self.encoder = nn.Identity()
-        self.decoder = UNet(width, code_size, squeeze, inner_convs, batch_norm)
+        self.decoder = UNet(width, code_size, squeeze, inner_convs, batch_norm, outer_convs)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(x)
