@@ -113,6 +113,18 @@ def test_the_gaussian_probe_results_are_a_run_of_its_spec():
         assert row["test_size"] == 2000 and row["denoise_psnr"] <= rows["recipe"]["denoise_psnr"]
 
 
+def test_the_unet_probe_results_are_a_run_of_its_spec():
+    """docs/unet-probe-results.json is a finished run of sweeps/unet-probe.toml as it stands, on
+    the full test set, and says what the spec's comment says: two levers beat the recipe, MSE does not."""
+    trials = {t.name: t for t in load_spec(ROOT / "sweeps/unet-probe.toml").trials}
+    rows = {r["trial"]: r for r in json.loads((ROOT / "docs/unet-probe-results.json").read_text())["rows"]}
+    assert rows.keys() == trials.keys()
+    for name, row in rows.items():
+        assert row["status"] == "done" and row["command"] == trials[name].command() and row["test_size"] is None
+    psnr = {name: row["denoise_psnr"] for name, row in rows.items()}
+    assert psnr["outer-convs-3"] > psnr["recipe"] and psnr["lr-2e-3"] > psnr["recipe"] > psnr["mse-loss"]
+
+
 def test_dry_run_lists_every_trial_and_its_command(capsys):
     assert cli.main(["sweep", str(ROOT / "sweeps/shipped.toml"), "--dry-run"]) == 0
     out = capsys.readouterr().out
