@@ -86,8 +86,9 @@ def test_the_unet_is_a_denoiser_with_skips_around_its_code(batch):
 
 def test_unet_options_deepen_the_inner_blocks_and_add_batch_norm(batch):
     """The defaults build exactly the first shipped U-Net's layers (its checkpoint loads by its
-    state-dict keys); inner_convs adds 3x3 convolutions at 14x14 and 7x7 only, outer_convs at 28x28, batch_norm puts
-    one after every convolution (whose bias it makes redundant), and both train as one model."""
+    state-dict keys); inner_convs adds 3x3 convolutions at 14x14 and 7x7 only, outer_convs at
+    28x28, batch_norm puts one after every convolution (whose bias it makes redundant), and both
+    train as one model."""
     convs = lambda m: [c for c in m.modules() if isinstance(c, torch.nn.Conv2d) and c.kernel_size == (3, 3)]
     norms = lambda m: [c for c in m.modules() if isinstance(c, torch.nn.BatchNorm2d)]
     plain = aecore.create_model("unet", width=4, code_size=8)
@@ -100,7 +101,8 @@ def test_unet_options_deepen_the_inner_blocks_and_add_batch_norm(batch):
     assert [len(convs(getattr(deep.decoder, b))) for b in ("down1", "down2", "bottom", "up2", "up1")] == [2, 3, 3, 3, 2]
     assert deep.config["inner_convs"] == 3 and deep.config["batch_norm"] is True
     outer = aecore.create_model("unet", width=4, code_size=8, outer_convs=3)
-    assert [len(convs(getattr(outer.decoder, b))) for b in ("down1", "down2", "bottom", "up2", "up1")] == [3, 2, 2, 2, 3]
+    blocks = ("down1", "down2", "bottom", "up2", "up1")
+    assert [len(convs(getattr(outer.decoder, b))) for b in blocks] == [3, 2, 2, 2, 3]
     torch.manual_seed(0)
     fit(deep, TrainConfig(epochs=1, train_size=256, test_size=64, batch_size=64, noise="gaussian", noise_level=0.5))
     assert not deep.training   # in eval mode after training: batch norm uses its running statistics
