@@ -102,25 +102,30 @@ def test_every_committed_spec_loads_and_its_commands_parse(spec):
         assert_the_cli_reads_it_back(trial)
 
 
+def probe_rows(name: str) -> dict[str, dict]:
+    """The rows of docs/NAME-results.json, checked to be a finished run of sweeps/NAME.toml as
+    it stands: every trial done, by the command the spec writes for it today."""
+    trials = {t.name: t for t in load_spec(ROOT / f"sweeps/{name}.toml").trials}
+    rows = {r["trial"]: r for r in json.loads((ROOT / f"docs/{name}-results.json").read_text())["rows"]}
+    assert rows.keys() == trials.keys()
+    for trial, row in rows.items():
+        assert row["status"] == "done" and row["command"] == trials[trial].command()
+    return rows
+
+
 def test_the_gaussian_probe_results_are_a_run_of_its_spec():
     """docs/gaussian-probe-results.json (issue 10's open Gaussian target: what was tried) is a
     finished run of sweeps/gaussian-probe.toml as it stands, and none of its changes beat the recipe."""
-    trials = {t.name: t for t in load_spec(ROOT / "sweeps/gaussian-probe.toml").trials}
-    rows = {r["trial"]: r for r in json.loads((ROOT / "docs/gaussian-probe-results.json").read_text())["rows"]}
-    assert rows.keys() == trials.keys()
-    for name, row in rows.items():
-        assert row["status"] == "done" and row["command"] == trials[name].command()
+    rows = probe_rows("gaussian-probe")
+    for row in rows.values():
         assert row["test_size"] == 2000 and row["denoise_psnr"] <= rows["recipe"]["denoise_psnr"]
 
 
 def test_the_unet_probe_results_are_a_run_of_its_spec():
     """docs/unet-probe-results.json is a finished run of sweeps/unet-probe.toml as it stands, on
     the full test set, and says what the spec's comment says: two levers beat the recipe, MSE does not."""
-    trials = {t.name: t for t in load_spec(ROOT / "sweeps/unet-probe.toml").trials}
-    rows = {r["trial"]: r for r in json.loads((ROOT / "docs/unet-probe-results.json").read_text())["rows"]}
-    assert rows.keys() == trials.keys()
-    for name, row in rows.items():
-        assert row["status"] == "done" and row["command"] == trials[name].command() and row["test_size"] is None
+    rows = probe_rows("unet-probe")
+    assert all(row["test_size"] is None for row in rows.values())
     psnr = {name: row["denoise_psnr"] for name, row in rows.items()}
     assert psnr["outer-convs-3"] > psnr["recipe"] and psnr["lr-2e-3"] > psnr["recipe"] > psnr["mse-loss"]
 
