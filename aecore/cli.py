@@ -24,7 +24,9 @@ from .models import (UnknownModelError, create_model, describe_model, is_autoenc
 from .noise import BLIND, LEVEL_RANGE, TRAINING_NOISES
 from .shipped import make_example
 from .precision import PRECISION_HELP, PRECISIONS, resolve_precision, torch_threads
-from .trainer import INTEGERS, LIMITS, WEIGHTS_DTYPES, ConfigError, TrainConfig, TrainingDiverged, pick_device
+from . import resume
+from .trainer import (INTEGERS, LIMITS, WEIGHTS_DTYPES, ConfigError, TrainConfig, TrainingDiverged, pick_device,
+                      resolved)
 
 class CLIError(Exception):
     pass
@@ -95,14 +97,26 @@ def cmd_train(args) -> int:
     if args.manifest:
         read_manifest_file(Path(args.manifest))  # a broken manifest stops us before training
     model = build_model(args.model, options, args.seed)
+    state_file = resume.state_path(out)
+    state = interrupted_run(state_file, model, tc, args.resume)
     precision, note = resolve_precision(tc.precision, pick_device(tc.device), model=model)
     if note:
         print(f"note: {note}", file=sys.stderr)
     print(f"training {args.model} {model.config} on {min(SPLITS['train'][2], tc.train_size or 10**9)} "
           f"images with {torch.get_num_threads()} threads, precision {precision}", file=sys.stderr)
-    fitted = fit(model, tc, callback=None if args.quiet else progress_bar())
-    # global options (--threads, --debug) do not change the result; record the rest
-    command = "python -m aecore " + " ".join(shlex.quote(a) for a in args.argv[args.argv.index("train"):])
+    if state:
+        print(f"resuming after epoch {state['epoch']} of {tc.epochs} from {state_file}", file=sys.stderr)
+    try:
+        fitted = fit(model, tc, callback=None if args.quiet else progress_bar(), resume=state,
+                     snapshot=lambda s: resume.save_state(state_file, s))
+    except KeyboardInterrupt:
+        if state_file.exists():
+            print(f"\nthe run's state after its last finished epoch is in {state_file}: "
+                  "the same command with --resume continues from there", file=sys.stderr)
+        raise
+    # global options (--threads, --debug) and --resume do not change the result; record the rest
+    command = "python -m aecore " + " ".join(shlex.quote(a) for a in args.argv[args.argv.index("train"):]
+                                             if a != "--resume")
     save_checkpoint(model, out, metrics=fitted.metrics, history=fitted.result.history,
                     training=training_record(command, fitted))
     print(format_table([{"name": out.name, **fitted.metrics, "code_size": model.code_size,
@@ -110,8 +124,26 @@ def cmd_train(args) -> int:
     if args.manifest:
         record_in_manifest(Path(args.manifest), out, command, fitted.metrics, model,
                            make_example(model, fitted.test_images))
+    state_file.unlink(missing_ok=True)   # the run is done: its checkpoint holds everything
     print(f"saved {out}", file=sys.stderr)
     return 0
+
+
+def interrupted_run(state_file: Path, model, tc: TrainConfig, wanted: bool) -> dict | None:
+    """The saved state of an interrupted run of this command, when `wanted` (--resume) and
+    there is one; an existing state is never overwritten unasked."""
+    if not state_file.exists():
+        if wanted:
+            print(f"note: no interrupted run at {state_file}; starting at epoch 1", file=sys.stderr)
+        return None
+    if not wanted:
+        raise CLIError(f"{state_file} holds an interrupted training: pass --resume to continue it, "
+                       "or delete the file to start over")
+    state = resume.read_state(state_file)
+    if why := resume.mismatch(state, model, resolved(tc, model)):
+        raise CLIError(f"{state_file} cannot continue this command: {why}. Run the command that "
+                       "saved it, or delete the file to start over")
+    return state
 
 
 def train_config_from_args(args) -> TrainConfig:
@@ -216,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "the final evaluation, so the recorded figures are the file's) or float32 (default)")
     t.add_argument("--out", required=True, help="checkpoint path to write (.pt)")
     t.add_argument("--force", action="store_true", help="replace --out if it exists")
+    t.add_argument("--resume", action="store_true",
+                   help=f"continue an interrupted run of this command from its last finished epoch (the state "
+                        f"saved after each epoch in OUT{resume.SUFFIX}); the result is the uninterrupted run's")
     t.add_argument("--manifest", help="record the command and metrics in this manifest (JSON)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)

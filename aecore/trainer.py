@@ -159,15 +159,26 @@ def evaluate(model: Autoencoder, images: torch.Tensor, config: TrainConfig,
     return r["loss"], r["mse"], r
 
 
+def resolved(config: TrainConfig, model: Autoencoder) -> TrainConfig:
+    """`config` with its learning rate filled in (None: the architecture's recommended rate)."""
+    return config if config.lr is not None else replace(config, lr=recommended_lr(getattr(model, "name", None)))
+
+
 def train(model: Autoencoder, train_images: torch.Tensor, test_images: torch.Tensor | None,
           config: TrainConfig, callback: Callable[[Progress], None] | None = None,
-          stop: threading.Event | None = None, final_metrics: tuple[str, ...] = ()) -> TrainResult:
+          stop: threading.Event | None = None, final_metrics: tuple[str, ...] = (),
+          resume: dict | None = None, snapshot: Callable[[dict], None] | None = None) -> TrainResult:
     """Train `model` in place on images (N,1,28,28) in [0,1], clean targets (training images
     may also be uint8, 0-255: each batch is converted, as load_mnist(as_uint8=True) gives them).
 
     The last epoch's test pass also measures `final_metrics` (aecore.evaluation's names)
     on the finished weights (rounded to `weights_dtype`) into `result.final`: one pass over
     the test set gives both the chart's last point and the checkpoint's figures.
+
+    After every epoch but the last, `snapshot` (if given) receives the whole state of the run
+    (aecore.resume saves it); `resume`, such a state, continues that run after its epoch, with
+    the same steps and numbers as a run never interrupted (aecore.resume.mismatch checks it
+    belongs to this model and config first).
 
     Stops early (keeping the weights so far, `stopped=True`) when `stop` is set; raises
     TrainingDiverged on a non-finite loss after restoring the last good epoch. However it
@@ -182,7 +193,7 @@ def train(model: Autoencoder, train_images: torch.Tensor, test_images: torch.Ten
         if channels_last:
             model.to(memory_format=torch.channels_last)
         return _train(model, train_images, test_images, config, callback, stop, device,
-                      TrainResult(precision=precision, note=note), channels_last, final_metrics)
+                      TrainResult(precision=precision, note=note), channels_last, final_metrics, resume, snapshot)
     finally:
         if flushing:
             torch.set_flush_denormal(False)
@@ -202,16 +213,16 @@ def round_weights(model: Autoencoder, dtype: str) -> None:
                 tensor.copy_(tensor.to(getattr(torch, dtype)))
 
 
-def _train(model, train_images, test_images, config, callback, stop, device, result, channels_last, final_metrics):
+def _train(model, train_images, test_images, config, callback, stop, device, result, channels_last, final_metrics,
+           resume=None, snapshot=None):
     torch.manual_seed(config.seed)
     data = train_images[: config.train_size]
     test = None if test_images is None else test_images[: config.test_size]
     n, bs = len(data), min(config.batch_size, len(data))
     batches = n // bs                          # drop the ragged last batch
     total = batches * config.epochs
-    if config.lr is None:
-        config = replace(config, lr=recommended_lr(getattr(model, "name", None)))
-    if config.init_bias and not hasattr(model, "history"):   # a loaded checkpoint keeps what it learnt
+    config = resolved(config, model)
+    if config.init_bias and not hasattr(model, "history") and resume is None:   # a loaded model keeps what it learnt
         init_output_bias(model, data[:10_000])
     eager_optimizers()   # torch.optim without importing torch._dynamo (aecore.fastimport)
     # fused: the whole update in one kernel, half the optimizer's time for small models
@@ -221,9 +232,10 @@ def _train(model, train_images, test_images, config, callback, stop, device, res
     g_noise = torch.Generator().manual_seed(config.seed + 1)
     result.config = asdict(config)
     layout = torch.channels_last if channels_last else torch.contiguous_format
+    first = 1 if resume is None else _restore(resume, model, opt, sched, g_shuffle, g_noise, result) + 1
     good_state = copy.deepcopy(model.state_dict())
-    start, done = time.perf_counter(), 0
-    for epoch in range(1, config.epochs + 1):
+    start, done = time.perf_counter() - (resume or {}).get("elapsed_s", 0.0), (first - 1) * batches
+    for epoch in range(first, config.epochs + 1):
         epoch_start, running = time.perf_counter(), 0.0
         order = torch.randperm(n, generator=g_shuffle)
         for b in range(batches):
@@ -274,4 +286,28 @@ def _train(model, train_images, test_images, config, callback, stop, device, res
             callback(Progress(event="epoch", epoch=epoch, epochs=config.epochs, batch=batches, batches=batches,
                               loss=h["train_loss"][-1], images_per_s=h["images_per_s"][-1], elapsed_s=elapsed,
                               eta_s=elapsed / done * (total - done), test_loss=test_loss, test_mse=test_mse))
+        if snapshot is not None and not last:
+            snapshot(_state(epoch, model, opt, sched, g_shuffle, g_noise, result, time.perf_counter() - start))
     return result
+
+
+def _state(epoch, model, opt, sched, g_shuffle, g_noise, result, elapsed_s) -> dict:
+    """Everything the run after `epoch` depends on (aecore.resume writes it; plain tensors and
+    values, so it loads with weights_only=True)."""
+    return {"epoch": epoch, "model": model.name, "model_config": dict(model.config), "config": dict(result.config),
+            "weights": {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()},
+            "optimizer": copy.deepcopy(opt.state_dict()), "scheduler": sched.state_dict(),
+            "rng": {"shuffle": g_shuffle.get_state(), "noise": g_noise.get_state(), "torch": torch.get_rng_state()},
+            "history": copy.deepcopy(result.history), "elapsed_s": float(elapsed_s)}
+
+
+def _restore(state, model, opt, sched, g_shuffle, g_noise, result) -> int:
+    """Put the run back where `_state` saw it; the epoch it had finished."""
+    model.load_state_dict(state["weights"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    g_shuffle.set_state(state["rng"]["shuffle"])
+    g_noise.set_state(state["rng"]["noise"])
+    torch.set_rng_state(state["rng"]["torch"])
+    result.history = copy.deepcopy(state["history"])
+    return state["epoch"]

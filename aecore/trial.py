@@ -43,15 +43,18 @@ def build_model(name: str, options: dict, seed: int) -> Autoencoder:
 
 
 def fit(model: Autoencoder, tc: TrainConfig, callback: Callable[[Progress], None] | None = None,
-        stop: threading.Event | None = None) -> Fitted:
-    """Train `model` on MNIST as `tc` says and score it with THE evaluator."""
+        stop: threading.Event | None = None, resume: dict | None = None,
+        snapshot: Callable[[dict], None] | None = None) -> Fitted:
+    """Train `model` on MNIST as `tc` says and score it with THE evaluator (`resume`,
+    `snapshot`: aecore.trainer.train's, for a run continued after an interruption)."""
     if error := training_error(getattr(model, "name", None), tc.noise):
         raise ConfigError(error)
     eager_optimizers()   # no torch._dynamo import for an eager training (aecore.fastimport)
     train_x, _ = load_mnist("train", as_uint8=True)   # the trainer converts each batch
     test_x, _ = load_mnist("test")
     started = time.time()
-    result = train(model, train_x, test_x, tc, callback=callback, stop=stop, final_metrics=ALL_METRICS)
+    result = train(model, train_x, test_x, tc, callback=callback, stop=stop, final_metrics=ALL_METRICS,
+                   resume=resume, snapshot=snapshot)
     # a run stopped early has no final pass: measure what it left
     metrics = result.final or evaluate(model, test_x[: tc.test_size], noise=tc.noise, level=tc.noise_level,
                                        metrics=ALL_METRICS)

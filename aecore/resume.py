@@ -1,0 +1,80 @@
+"""An interrupted training, continued: after every finished epoch `aecore train` writes the
+whole state of the run (weights, Adam's moments, the learning-rate schedule's step, the
+shuffling and noise generators, the history) to `<out>.resume`, atomically; `--resume`
+continues from it. The continued run takes the same steps with the same numbers as one that
+was never interrupted, so its checkpoint is the recorded command's (tests/test_resume.py).
+
+The file is read like a checkpoint: bounded, `torch.load(weights_only=True)` (no code runs),
+and checked against the command before anything of it is used."""
+from __future__ import annotations
+
+import io
+import pickle
+import zipfile
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from .atomic import atomic_write_bytes, read_bounded
+from .checkpoint import MAX_BYTES, _misfit
+from .errors import CheckpointError
+
+FORMAT, VERSION = "aecore-training-state", 1
+MAX_STATE_BYTES = 4 * MAX_BYTES   # the weights and Adam's two moments, all float32
+SUFFIX = ".resume"
+
+
+def state_path(out: str | Path) -> Path:
+    """Where the run writing checkpoint `out` keeps its state: `<out>.resume` (not a .pt:
+    nothing that lists checkpoints picks it up)."""
+    out = Path(out)
+    return out.with_name(out.name + SUFFIX)
+
+
+def save_state(path: Path, state: dict) -> None:
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, "version": VERSION, **state}, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_state(path: Path) -> dict:
+    """The state a run saved, validated as far as it can be without the model; raises
+    CheckpointError naming the file and the reason."""
+    fail = lambda why: CheckpointError(f"{path}: {why}")
+    data = read_bounded(path, MAX_STATE_BYTES, fail, "a training state")
+    if not data.startswith(b"PK\x03\x04"):   # torch.save's zip container
+        raise fail("not a training state, or it is truncated or corrupt")
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise fail("refused: the file holds objects other than tensors and plain values") from e
+    except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError, IndexError) as e:
+        raise fail("not a training state, or it is truncated or corrupt") from e
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise fail("not an aecore training state (no 'format' marker)")
+    if state.get("version") != VERSION:
+        raise fail(f"training state version {state.get('version')!r} is not supported (this aecore reads {VERSION})")
+    for key, kind in (("epoch", int), ("model", str), ("model_config", dict), ("config", dict),
+                      ("weights", dict), ("optimizer", dict), ("scheduler", dict), ("rng", dict),
+                      ("history", dict), ("elapsed_s", float)):
+        if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
+            raise fail(f"the '{key}' entry is missing or malformed")
+    return state
+
+
+def mismatch(state: dict, model, config) -> str | None:
+    """Why `state` cannot continue training `model` as `config` says (the first reason), or
+    None. `config` is the run's TrainConfig with its learning rate resolved."""
+    if state["model"] != model.name or state["model_config"] != dict(model.config):
+        return f"it was saved training a {state['model']} model with {state['model_config']}"
+    wanted = asdict(config)
+    changed = [f"{k} {state['config'].get(k)!r} there, {v!r} here" for k, v in wanted.items()
+               if state["config"].get(k) != v]
+    if changed:
+        return "it was saved by a different training: " + "; ".join(changed)
+    if not 1 <= state["epoch"] < config.epochs:
+        return f"its epoch {state['epoch']} is not within the run's {config.epochs} epochs"
+    if why := _misfit(model, state["weights"]):
+        return f"its weights do not fit the model: {why}"
+    return None
