@@ -79,7 +79,7 @@ def _validate(ckpt, fail) -> dict:
     return ckpt
 
 
-def _misfit(model: Autoencoder, state_dict: dict) -> str | None:
+def misfit(model: Autoencoder, state_dict: dict) -> str | None:
     """Why `state_dict` cannot be `model`'s (the first reason), or None when every tensor fits."""
     wanted = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     missing, unexpected = [k for k in wanted if k not in state_dict], [k for k in state_dict if k not in wanted]
@@ -102,7 +102,7 @@ def model_from_checkpoint(ckpt: dict, label: str = "checkpoint") -> Autoencoder:
             skeleton = create_model(ckpt["model"], **ckpt["config"])
     except (UnknownModelError, ValueError, TypeError) as e:
         raise CheckpointError(f"{label}: cannot rebuild the model: {e}") from e
-    if why := _misfit(skeleton, ckpt["state_dict"]):
+    if why := misfit(skeleton, ckpt["state_dict"]):
         raise CheckpointError(f"{label}: the weights do not fit a {ckpt['model']} model with {ckpt['config']}: {why}")
     model = skeleton.to_empty(device="cpu")   # no larger than the file's weights, each of which fills it
     try:

@@ -109,6 +109,10 @@ def cmd_train(args) -> int:
     try:
         fitted = fit(model, tc, callback=None if args.quiet else progress_bar(), resume=state,
                      snapshot=lambda s: resume.save_state(state_file, s))
+    except ConfigError as e:   # a saved state that cannot be restored: name its file
+        if state:
+            raise CLIError(f"{state_file}: {e}") from e
+        raise
     except KeyboardInterrupt:
         if state_file.exists():
             print(f"\nthe run's state after its last finished epoch is in {state_file}: "

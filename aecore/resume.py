@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from .atomic import atomic_write_bytes, read_bounded
-from .checkpoint import MAX_BYTES, _misfit
+from .checkpoint import MAX_BYTES, misfit
 from .errors import CheckpointError
 
 FORMAT, VERSION = "aecore-training-state", 1
@@ -75,6 +75,21 @@ def mismatch(state: dict, model, config) -> str | None:
         return "it was saved by a different training: " + "; ".join(changed)
     if not 1 <= state["epoch"] < config.epochs:
         return f"its epoch {state['epoch']} is not within the run's {config.epochs} epochs"
-    if why := _misfit(model, state["weights"]):
+    if why := misfit(model, state["weights"]):
         return f"its weights do not fit the model: {why}"
+    return _optimizer_misfit(state["optimizer"], [p.shape for p in model.parameters()])
+
+
+def _optimizer_misfit(optimizer: dict, shapes: list) -> str | None:
+    """Why Adam's saved state cannot be the state of parameters of `shapes`, or None."""
+    groups, moments = optimizer.get("param_groups"), optimizer.get("state")
+    if not isinstance(groups, list) or not isinstance(moments, dict) \
+            or [i for g in groups if isinstance(g, dict) for i in g.get("params", ())] != list(range(len(shapes))):
+        return "its optimizer state is not Adam's for this model's parameters"
+    for index, entry in moments.items():
+        if not isinstance(index, int) or not 0 <= index < len(shapes) or not isinstance(entry, dict):
+            return "its optimizer state names a parameter the model does not have"
+        for key in ("exp_avg", "exp_avg_sq"):
+            if not isinstance(entry.get(key), torch.Tensor) or entry[key].shape != shapes[index]:
+                return f"its optimizer's {key} for parameter {index} does not fit the model"
     return None

@@ -302,12 +302,17 @@ def _state(epoch, model, opt, sched, g_shuffle, g_noise, result, elapsed_s) -> d
 
 
 def _restore(state, model, opt, sched, g_shuffle, g_noise, result) -> int:
-    """Put the run back where `_state` saw it; the epoch it had finished."""
-    model.load_state_dict(state["weights"])
-    opt.load_state_dict(state["optimizer"])
-    sched.load_state_dict(state["scheduler"])
-    g_shuffle.set_state(state["rng"]["shuffle"])
-    g_noise.set_state(state["rng"]["noise"])
-    torch.set_rng_state(state["rng"]["torch"])
+    """Put the run back where `_state` saw it; the epoch it had finished. A state whose
+    parts do not fit (aecore.resume.mismatch checks the weights and Adam's moments first)
+    raises ConfigError."""
+    try:
+        model.load_state_dict(state["weights"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        g_shuffle.set_state(state["rng"]["shuffle"])
+        g_noise.set_state(state["rng"]["noise"])
+        torch.set_rng_state(state["rng"]["torch"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise ConfigError(f"the saved training state cannot be restored: {e}") from e
     result.history = copy.deepcopy(state["history"])
     return state["epoch"]

@@ -15,7 +15,7 @@ import torch
 from aecore import resume
 from aecore.checkpoint import read_checkpoint
 from aecore.errors import CheckpointError
-from aecore.trainer import TrainConfig, resolved, train
+from aecore.trainer import ConfigError, TrainConfig, resolved, train
 from aecore.trial import build_model
 from tests.conftest import ROOT
 
@@ -63,6 +63,20 @@ def test_a_state_from_another_training_is_refused_with_the_reason(train_images, 
     assert "lr 0.01 there, 0.001 here" in resume.mismatch(state, model, TrainConfig(**TINY, lr=1e-3))
     other = build_model("simple", {"code_size": 16}, 0)
     assert "a simple model with" in resume.mismatch(state, other, resolved(config, other))
+
+
+def test_a_state_whose_parts_do_not_fit_is_refused_before_a_step(train_images, mnist_test):
+    config = TrainConfig(**TINY)
+    states = []
+    train(build_model("simple", {"code_size": 8}, 0), train_images, mnist_test[0], config, snapshot=states.append)
+    model = build_model("simple", {"code_size": 8}, 0)
+    moments = states[0]["optimizer"]["state"][0]
+    moments["exp_avg"] = moments["exp_avg"][:1]
+    assert resume.mismatch(states[0], model, resolved(config, model)) == \
+        "its optimizer's exp_avg for parameter 0 does not fit the model"
+    states[1]["rng"]["shuffle"] = torch.zeros(3, dtype=torch.uint8)
+    with pytest.raises(ConfigError, match="the saved training state cannot be restored"):
+        train(model, train_images, mnist_test[0], config, resume=states[1])
 
 
 def cli(*args, **kwargs):
