@@ -108,7 +108,7 @@ def cmd_train(args) -> int:
         print(f"resuming after epoch {state['epoch']} of {tc.epochs} from {state_file}", file=sys.stderr)
     try:
         fitted = fit(model, tc, callback=None if args.quiet else progress_bar(), resume=state,
-                     snapshot=lambda s: resume.save_state(state_file, s))
+                     snapshot=saver(state_file))
     except ConfigError as e:   # a saved state that cannot be restored: name its file
         if state:
             raise CLIError(f"{state_file}: {e}") from e
@@ -131,6 +131,23 @@ def cmd_train(args) -> int:
     state_file.unlink(missing_ok=True)   # the run is done: its checkpoint holds everything
     print(f"saved {out}", file=sys.stderr)
     return 0
+
+
+def saver(state_file: Path):
+    """The snapshot callback of `aecore train`: each epoch's state to `state_file`. A state that
+    cannot be written (a full disk) is warned about once and the training goes on: losing the
+    run over its safety copy would be worse."""
+    warned = []
+
+    def save(state: dict) -> None:
+        try:
+            resume.save_state(state_file, state)
+        except WriteError as e:
+            if not warned:
+                print(f"\nwarning: {e}; the training goes on, but --resume could only continue from an "
+                      "earlier epoch", file=sys.stderr)
+                warned.append(e)
+    return save
 
 
 def interrupted_run(state_file: Path, model, tc: TrainConfig, wanted: bool) -> dict | None:

@@ -171,3 +171,16 @@ def test_the_state_reader_bounds_what_it_reads(tmp_path, monkeypatch):
     monkeypatch.setattr(resume, "MAX_STATE_BYTES", 2**20)
     with pytest.raises(CheckpointError, match="over the 1 MB limit for a training state"):
         resume.read_state(path)
+
+
+def test_a_state_that_cannot_be_written_is_warned_about_and_the_training_goes_on(tmp_path, monkeypatch, capsys):
+    from aecore import atomic, cli as aecore_cli
+
+    def disk_full(path, data):
+        raise atomic.WriteError(f"cannot write {path}: No space left on device")
+    monkeypatch.setattr(resume, "atomic_write_bytes", disk_full)
+    out = tmp_path / "m.pt"
+    assert aecore_cli.main(["--threads", "1", *train_args(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning: cannot write") == 1 and "No space left on device" in err   # once, not per epoch
+    assert out.exists() and not resume.state_path(out).exists()
