@@ -58,7 +58,8 @@ def fit(model: Autoencoder, tc: TrainConfig, callback: Callable[[Progress], None
     # a run stopped early has no final pass: measure what it left
     metrics = result.final or evaluate(model, test_x[: tc.test_size], noise=tc.noise, level=tc.noise_level,
                                        metrics=ALL_METRICS)
-    return Fitted(model, result, metrics, time.time() - started, test_x)
+    # a continued run's seconds include the epochs its earlier processes trained
+    return Fitted(model, result, metrics, time.time() - started + (resume["elapsed_s"] if resume else 0.0), test_x)
 
 
 def training_record(command: str, fitted: Fitted) -> dict:

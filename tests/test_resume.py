@@ -126,6 +126,7 @@ def test_killed_training_resumes_to_the_uninterrupted_checkpoint(tmp_path):
     a, b = read_checkpoint(whole), read_checkpoint(interrupted)
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
     assert a["metrics"] == b["metrics"] and a["history"]["train_loss"] == b["history"]["train_loss"]
+    assert b["training"]["seconds"] >= sum(b["history"]["seconds"])   # the killed process's epochs count too
     # the recorded command is the uninterrupted run's: --resume changes nothing in the result
     command = json.loads((tmp_path / "b" / "manifest.json").read_text())["models"][0]["command"]
     assert b["training"]["command"] == command == a["training"]["command"].replace("/a/", "/b/")
