@@ -49,17 +49,24 @@ def read_checkpoint(source: str | os.PathLike | bytes, name: str | None = None) 
     """The validated checkpoint dict from a path or bytes (`name` labels bytes in errors)."""
     label = name or (str(source) if not isinstance(source, bytes) else "uploaded file")
     fail = lambda why: CheckpointError(f"{label}: {why}")
-    data = read_bounded(source, MAX_BYTES, fail, "a checkpoint")
+    ckpt = load_torch_file(source, MAX_BYTES, fail, "a checkpoint file")
+    return _validate(ckpt, fail)
+
+
+def load_torch_file(source: str | os.PathLike | bytes, limit: int, fail, what: str):
+    """What torch.save wrote to `source` (a path or bytes), read bounded to `limit` bytes and
+    loaded with `weights_only=True`: tensors and plain values, never code. `what` names the
+    kind of file in the messages (`fail` makes the exception from one); the caller validates."""
+    data = read_bounded(source, limit, fail, what)
     if not data.startswith(b"PK\x03\x04"):  # torch.save's zip container
-        raise fail("not a checkpoint file (expected the zip container torch.save writes)")
+        raise fail(f"not {what} (expected the zip container torch.save writes)")
     try:
-        ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise fail("refused: the file holds objects other than tensors and plain values "
                    "(a pickle that could run code is never loaded)") from e
     except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError, IndexError) as e:
-        raise fail("not a checkpoint file, or it is truncated or corrupt") from e
-    return _validate(ckpt, fail)
+        raise fail(f"not {what}, or it is truncated or corrupt") from e
 
 
 def _validate(ckpt, fail) -> dict:

@@ -9,15 +9,13 @@ and checked against the command before anything of it is used."""
 from __future__ import annotations
 
 import io
-import pickle
-import zipfile
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from .atomic import atomic_write_bytes, read_bounded
-from .checkpoint import MAX_BYTES, misfit
+from .atomic import atomic_write_bytes
+from .checkpoint import MAX_BYTES, load_torch_file, misfit
 from .errors import CheckpointError
 
 FORMAT, VERSION = "aecore-training-state", 1
@@ -42,15 +40,7 @@ def read_state(path: Path) -> dict:
     """The state a run saved, validated as far as it can be without the model; raises
     CheckpointError naming the file and the reason."""
     fail = lambda why: CheckpointError(f"{path}: {why}")
-    data = read_bounded(path, MAX_STATE_BYTES, fail, "a training state")
-    if not data.startswith(b"PK\x03\x04"):   # torch.save's zip container
-        raise fail("not a training state, or it is truncated or corrupt")
-    try:
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise fail("refused: the file holds objects other than tensors and plain values") from e
-    except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError, IndexError) as e:
-        raise fail("not a training state, or it is truncated or corrupt") from e
+    state = load_torch_file(path, MAX_STATE_BYTES, fail, "a training state")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise fail("not an aecore training state (no 'format' marker)")
     if state.get("version") != VERSION:

@@ -147,10 +147,11 @@ def test_resume_without_a_saved_state_starts_at_epoch_one(tmp_path):
 
 
 @pytest.mark.parametrize("content,message", [
-    (b"garbage", "not a training state, or it is truncated or corrupt"),
+    (b"garbage", "not a training state (expected the zip container torch.save writes)"),
+    (b"PK\x03\x04" + bytes(100), "not a training state, or it is truncated or corrupt"),
     (None, "refused: the file holds objects other than tensors"),     # a pickle that would run code
     ("checkpoint", "not an aecore training state"),                    # a checkpoint is not a state
-], ids=["garbage", "pickle", "checkpoint"])
+], ids=["garbage", "cut", "pickle", "checkpoint"])
 def test_a_bad_state_file_gets_a_clear_message_and_is_kept(content, message, tmp_path):
     out = tmp_path / "m.pt"
     state = resume.state_path(out)
