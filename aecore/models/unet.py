@@ -10,8 +10,9 @@ Three options deepen it: `inner_convs` convolutions per block at 14x14 and 7x7, 
 convolution sees more of the digit (it costs what one at 28x28 does: the channels double as
 the side halves), `outer_convs` per block at 28x28 (few weights, the most pixels), and
 `batch_norm` after each convolution (Ioffe & Szegedy, 2015), as DnCNN's Gaussian denoiser has
-it (Zhang et al., 2017). The shipped U-Nets use inner_convs and batch_norm (sweeps/shipped.toml
-says what they gained; sweeps/unet-probe.toml compares the levers on short runs).
+it (Zhang et al., 2017). The shipped U-Nets use inner_convs and batch_norm, the Gaussian one
+outer_convs too (sweeps/shipped.toml says what each gained; sweeps/unet-probe.toml compares the
+levers on short runs).
 
 That is the lesson it teaches beside the autoencoders: with the skips, the image does not
 have to pass through the code, so it denoises better than any autoencoder here
